@@ -1,0 +1,134 @@
+//! Chapter 1: a container is just a process.
+//!
+//! `cargo test -p chapter1` runs these against your code; the solution
+//! runs the very same file. They start the binary as you would from a
+//! shell and check what it prints and how it exits.
+
+use testkit::{tincan, TempDir};
+
+#[test]
+fn the_command_prints_through_the_runtime() {
+    let _filters = testkit::snapshot_filters();
+    let run = tincan!().args(["run", "echo", "hello", "world"]).run();
+    insta::assert_snapshot!("echo", run);
+}
+
+#[test]
+fn stdout_and_stderr_stay_apart() {
+    let _filters = testkit::snapshot_filters();
+    let run = tincan!()
+        .args(["run", "sh", "-c", "echo to stdout; echo to stderr >&2"])
+        .run();
+    insta::assert_snapshot!("stdout_and_stderr", run);
+}
+
+#[test]
+fn stdin_reaches_the_command() {
+    let run = tincan!()
+        .args(["run", "tr", "a-z", "A-Z"])
+        .stdin("quiet please\n")
+        .run();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "QUIET PLEASE\n");
+}
+
+#[test]
+fn the_runtime_exits_with_the_commands_status() {
+    for status in [0, 1, 3, 42, 255] {
+        let script = format!("exit {status}");
+        let run = tincan!().args(["run", "sh", "-c", &script]).run();
+        run.expect_status(status);
+        assert_eq!(run.stderr, "", "the runtime adds nothing to stderr");
+    }
+}
+
+#[test]
+fn a_command_killed_by_signal_n_gives_128_plus_n() {
+    let run = tincan!().args(["run", "sh", "-c", "kill -KILL $$"]).run();
+    run.expect_status(128 + libc::SIGKILL);
+    let run = tincan!().args(["run", "sh", "-c", "kill -SEGV $$"]).run();
+    run.expect_status(128 + libc::SIGSEGV);
+}
+
+#[test]
+fn a_command_that_is_not_found_gives_127() {
+    let _filters = testkit::snapshot_filters();
+    let run = tincan!().args(["run", "no-such-command", "--flag"]).run();
+    run.expect_status(127).error_line();
+    insta::assert_snapshot!("not_found", run);
+
+    let run = tincan!().args(["run", "/no/such/path"]).run();
+    run.expect_status(127).error_line();
+}
+
+#[test]
+fn a_command_that_cannot_be_executed_gives_126() {
+    let _filters = testkit::snapshot_filters();
+    let dir = TempDir::new();
+    let script = dir.path().join("not-executable");
+    std::fs::write(&script, "#!/bin/sh\necho should not run\n").unwrap();
+    let run = tincan!().arg("run").arg(&script).run();
+    run.expect_status(126).error_line();
+    insta::assert_snapshot!("not_executable", run);
+
+    // A directory is found, but is not a program.
+    let run = tincan!().arg("run").arg(dir.path()).run();
+    run.expect_status(126).error_line();
+}
+
+#[test]
+fn sigterm_to_the_runtime_reaches_the_command() {
+    forwards(libc::SIGTERM, "TERM");
+}
+
+#[test]
+fn sigint_to_the_runtime_reaches_the_command() {
+    forwards(libc::SIGINT, "INT");
+}
+
+/// Start a shell that traps `name`, wait until it says it is ready (so
+/// the runtime is already waiting on it and the shell has its trap), signal
+/// the runtime, and expect the shell's trap to run.
+fn forwards(signal: i32, name: &str) {
+    let script = format!(
+        "trap 'kill $!; echo caught {name}; exit 7' {name}; \
+         sleep 60 & echo ready; wait"
+    );
+    let mut running = tincan!().args(["run", "sh", "-c", &script]).spawn();
+    assert_eq!(running.read_line(), "ready\n");
+    running.signal(signal);
+    let run = running.wait();
+    run.expect_status(7);
+    assert_eq!(run.stdout, format!("ready\ncaught {name}\n"));
+}
+
+#[test]
+fn bad_usage_exits_125_with_one_line() {
+    let _filters = testkit::snapshot_filters();
+    let run = tincan!().args(["run", "--no-such-flag", "true"]).run();
+    run.expect_status(125).error_line();
+    insta::assert_snapshot!("unknown_flag", run);
+
+    let run = tincan!().arg("run").run();
+    run.expect_status(125).error_line();
+    insta::assert_snapshot!("no_command", run);
+
+    let run = tincan!().arg("launch").run();
+    run.expect_status(125).error_line();
+}
+
+#[test]
+fn options_after_the_command_belong_to_the_command() {
+    let run = tincan!().args(["run", "echo", "--trace", "-n", "x"]).run();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "--trace -n x\n");
+}
+
+#[test]
+fn trace_shows_the_kernel_steps() {
+    let run = tincan!().args(["--trace", "run", "true"]).run();
+    run.expect_status(0);
+    for step in ["fork()", "execvp([\"true\"])"] {
+        assert!(run.stderr.contains(step), "no {step} in:\n{run}");
+    }
+}

@@ -1,0 +1,47 @@
+//! The host's side of a test: what a container run must leave as it was.
+
+use std::fs;
+
+/// What the tests compare before and after a run. Later chapters add to
+/// it (cgroups, network interfaces, firewall rules).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Host {
+    pub hostname: String,
+    /// Every line of the host's /proc/self/mountinfo, sorted.
+    pub mounts: Vec<String>,
+}
+
+impl Host {
+    pub fn capture() -> Host {
+        let mut mounts: Vec<String> = read("/proc/self/mountinfo")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        mounts.sort();
+        Host {
+            hostname: read("/proc/sys/kernel/hostname").trim().to_owned(),
+            mounts,
+        }
+    }
+
+    /// Panic, naming what changed, unless the host is as `self` found it.
+    pub fn assert_unchanged(&self) {
+        let now = Host::capture();
+        assert_eq!(self.hostname, now.hostname, "the host's hostname changed");
+        assert_eq!(self.mounts, now.mounts, "the host's mounts changed");
+    }
+}
+
+/// The keys (decimal, first column) in /proc/sysvipc/shm.
+pub fn shm_keys() -> Vec<String> {
+    read("/proc/sysvipc/shm")
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn read(path: &str) -> String {
+    fs::read_to_string(path).unwrap_or_else(|err| panic!("read {path}: {err}"))
+}

@@ -1,0 +1,134 @@
+//! The root file system the tests run containers in: the host's static
+//! busybox, one hard link per applet, a few configuration files, and the
+//! project's `probe`.
+//!
+//! It is built once, in the build directory, and shared read-only by every
+//! test: tests never write into it.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::{fs, io};
+
+/// Where Debian and Ubuntu's busybox-static puts busybox.
+const BUSYBOX_PATHS: [&str; 2] = ["/usr/bin/busybox", "/bin/busybox"];
+
+/// The probe, compiled static by build.rs.
+const PROBE: &str = concat!(env!("OUT_DIR"), "/probe");
+
+/// The test root file system, built on first use.
+///
+/// Panics with an install hint when the host has no static busybox.
+pub fn rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let path = Path::new(env!("OUT_DIR")).join("rootfs");
+        if !path.join("bin/probe").exists() {
+            build(&path).unwrap_or_else(|err| {
+                panic!("build the test root file system: {err}")
+            });
+        }
+        path
+    })
+}
+
+fn find_busybox() -> io::Result<&'static Path> {
+    BUSYBOX_PATHS
+        .iter()
+        .map(Path::new)
+        .find(|path| path.exists())
+        .ok_or_else(|| {
+            io::Error::other(
+                "busybox not found; install it with \
+                 `sudo apt-get install busybox-static` \
+                 (or run scripts/start.sh)",
+            )
+        })
+}
+
+/// Build into a scratch directory beside `path`, then rename it into
+/// place, so that a test binary killed halfway leaves no half-built root.
+fn build(path: &Path) -> io::Result<()> {
+    let busybox = find_busybox()?;
+    let scratch = path.with_extension(format!("new.{}", std::process::id()));
+    fs::remove_dir_all(&scratch).ok();
+    for dir in ["bin", "dev", "etc", "proc", "root", "sys", "tmp"] {
+        fs::create_dir_all(scratch.join(dir))?;
+    }
+    fs::set_permissions(
+        scratch.join("tmp"),
+        fs::Permissions::from_mode(0o1777),
+    )?;
+    let bin = scratch.join("bin");
+    fs::copy(busybox, bin.join("busybox"))?;
+    if !is_static(&bin.join("busybox"))? {
+        return Err(io::Error::other(format!(
+            "{} is linked dynamically and cannot run in a bare root; \
+             install busybox-static",
+            busybox.display()
+        )));
+    }
+    // `busybox --install DIR` hard-links every applet into DIR.
+    let status = Command::new(bin.join("busybox"))
+        .arg("--install")
+        .arg(&bin)
+        .status()?;
+    if !status.success() {
+        return Err(io::Error::other("busybox --install failed"));
+    }
+    fs::copy(PROBE, bin.join("probe"))?;
+    fs::write(
+        scratch.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n\
+         nobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
+    fs::write(scratch.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
+    give_to_owner_of(&scratch, path.parent().unwrap())?;
+    match fs::rename(&scratch, path) {
+        Ok(()) => Ok(()),
+        // Another test binary finished first: use its root.
+        Err(_) if path.join("bin/probe").exists() => {
+            fs::remove_dir_all(&scratch)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether the ELF file at `path` has no program interpreter (PT_INTERP),
+/// that is, needs no dynamic loader and no shared libraries.
+fn is_static(path: &Path) -> io::Result<bool> {
+    let elf = fs::read(path)?;
+    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]);
+    let u64_at = |at: usize| {
+        u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize
+    };
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" {
+        return Ok(false);
+    }
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    const PT_INTERP: u32 = 3;
+    Ok((0..phnum as usize).all(|i| {
+        let at = phoff + i * phentsize as usize;
+        elf.get(at..at + 4)
+            .map(|t| u32::from_le_bytes(t.try_into().unwrap()))
+            != Some(PT_INTERP)
+    }))
+}
+
+/// Tests run as root (through sudo); hand what they build in the build
+/// directory back to its owner, so that `cargo clean` still works.
+fn give_to_owner_of(tree: &Path, owner_of: &Path) -> io::Result<()> {
+    let meta = fs::metadata(owner_of)?;
+    let (uid, gid) = (meta.uid(), meta.gid());
+    let mut stack = vec![tree.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
+        if fs::symlink_metadata(&path)?.is_dir() {
+            for entry in fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
+}
