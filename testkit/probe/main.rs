@@ -10,6 +10,9 @@
 //! - `probe orphan`: leave an orphan behind and report whether PID 1
 //!   reaps it (chapter 3).
 //! - `probe shm KEY`: create a System V shared memory segment (chapter 3).
+//! - `probe signals`: print `ready`, then wait; on the first of HUP, INT,
+//!   QUIT, TERM, USR1 or USR2, print `caught signal` and exit 100 + its
+//!   number. Tests use it to see which signals reach the container.
 
 use std::os::raw::c_int;
 use std::os::unix::fs::chroot;
@@ -25,8 +28,9 @@ fn main() -> ExitCode {
         Some("orphan-parent") => orphan_parent(),
         Some("exit-at-once") => Ok(()),
         Some("shm") if args.len() == 3 => shm(&args[2]),
+        Some("signals") => signals(),
         _ => Err(io::Error::other(
-            "usage: probe escape FILE | orphan | shm KEY",
+            "usage: probe escape FILE | orphan | shm KEY | signals",
         )),
     };
     match result {
@@ -104,6 +108,34 @@ fn state(stat: &str) -> Option<char> {
 
 extern "C" {
     fn shmget(key: c_int, size: usize, flags: c_int) -> c_int;
+    fn signal(signum: c_int, handler: extern "C" fn(c_int)) -> usize;
+    fn pause() -> c_int;
+    fn write(fd: c_int, buf: *const u8, count: usize) -> isize;
+    fn _exit(status: c_int) -> !;
+}
+
+/// The signal handler of `probe signals`: only async-signal-safe calls.
+extern "C" fn caught(signum: c_int) {
+    let message = b"caught signal\n";
+    // SAFETY: write and _exit are async-signal-safe; the buffer is static.
+    unsafe {
+        write(1, message.as_ptr(), message.len());
+        _exit(100 + signum);
+    }
+}
+
+/// Handle the signals a runtime forwards, say so, and wait for one.
+fn signals() -> io::Result<()> {
+    // HUP, INT, QUIT, TERM, USR1, USR2 on Linux.
+    for signum in [1, 2, 3, 15, 10, 12] {
+        // SAFETY: `caught` is a valid handler for the process's lifetime.
+        unsafe { signal(signum, caught) };
+    }
+    println!("ready");
+    loop {
+        // SAFETY: pause only waits.
+        unsafe { pause() };
+    }
 }
 
 /// Create a System V shared memory segment under KEY.

@@ -21,7 +21,7 @@ mod runner;
 mod tempdir;
 
 pub use host::{shm_keys, Host};
-pub use rootfs::rootfs;
+pub use rootfs::{rootfs, PROBE};
 pub use runner::{Run, Running, Tincan};
 pub use tempdir::TempDir;
 

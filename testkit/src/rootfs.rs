@@ -14,8 +14,9 @@ use std::{fs, io};
 /// Where Debian and Ubuntu's busybox-static puts busybox.
 const BUSYBOX_PATHS: [&str; 2] = ["/usr/bin/busybox", "/bin/busybox"];
 
-/// The probe, compiled static by build.rs.
-const PROBE: &str = concat!(env!("OUT_DIR"), "/probe");
+/// The probe (testkit/probe/main.rs), compiled static by build.rs. In the
+/// test root file system it is `/bin/probe`.
+pub const PROBE: &str = concat!(env!("OUT_DIR"), "/probe");
 
 /// The test root file system, built on first use.
 ///
@@ -24,13 +25,20 @@ pub fn rootfs() -> &'static Path {
     static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
     ROOTFS.get_or_init(|| {
         let path = Path::new(env!("OUT_DIR")).join("rootfs");
-        if !path.join("bin/probe").exists() {
+        if !is_current(&path) {
+            fs::remove_dir_all(&path).ok();
             build(&path).unwrap_or_else(|err| {
                 panic!("build the test root file system: {err}")
             });
         }
         path
     })
+}
+
+/// Whether the root at `path` is built, with the probe as it is now.
+fn is_current(path: &Path) -> bool {
+    let built = fs::read(path.join("bin/probe"));
+    matches!((built, fs::read(PROBE)), (Ok(a), Ok(b)) if a == b)
 }
 
 fn find_busybox() -> io::Result<&'static Path> {
@@ -88,9 +96,7 @@ fn build(path: &Path) -> io::Result<()> {
     match fs::rename(&scratch, path) {
         Ok(()) => Ok(()),
         // Another test binary finished first: use its root.
-        Err(_) if path.join("bin/probe").exists() => {
-            fs::remove_dir_all(&scratch)
-        }
+        Err(_) if is_current(path) => fs::remove_dir_all(&scratch),
         Err(err) => Err(err),
     }
 }

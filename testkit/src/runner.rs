@@ -18,6 +18,8 @@ impl Tincan {
         let mut command = Command::new(binary);
         // Keep the host's own state directory out of the tests' way.
         command.env_remove("TINCAN_ROOT");
+        // Containers keep the terminal type; keep snapshots the same.
+        command.env_remove("TERM");
         Tincan {
             command,
             stdin: Vec::new(),

@@ -1,0 +1,226 @@
+//! Chapter 2: chroot into a root file system.
+//!
+//! `cargo test -p chapter2` runs these against your code; the solution
+//! runs the very same file. Containers run in the test kit's busybox root
+//! file system ([`testkit::rootfs`]), or in the built-in `busybox` image.
+
+use std::fs;
+
+use testkit::{rootfs, tincan, Host, TempDir};
+
+#[test]
+fn the_container_sees_only_its_root_file_system() {
+    let _filters = testkit::snapshot_filters();
+    let run = tincan!().arg("run").arg(rootfs()).args(["ls", "/"]).run();
+    insta::assert_snapshot!("ls_root", run);
+
+    // A file that exists on the host has no name inside.
+    let host = TempDir::new();
+    let marker = host.path().join("marker");
+    fs::write(&marker, "host only").unwrap();
+    let run = tincan!()
+        .arg("run")
+        .arg(rootfs())
+        .arg("cat")
+        .arg(&marker)
+        .run();
+    run.expect_status(1);
+    assert!(run.stderr.contains("No such file"), "{run}");
+}
+
+#[test]
+fn the_container_reads_the_images_files_not_the_hosts() {
+    let run = tincan!()
+        .arg("run")
+        .arg(rootfs())
+        .args(["cat", "/etc/passwd"])
+        .run();
+    run.expect_status(0);
+    let image = fs::read_to_string(rootfs().join("etc/passwd")).unwrap();
+    assert_eq!(run.stdout, image);
+}
+
+#[test]
+fn a_host_program_missing_from_the_image_is_not_found() {
+    let _filters = testkit::snapshot_filters();
+    // The host has bash; the image does not.
+    let run = tincan!().arg("run").arg(rootfs()).args(["bash"]).run();
+    run.expect_status(127).error_line();
+    insta::assert_snapshot!("bash_not_found", run);
+}
+
+#[test]
+fn a_file_that_is_not_a_program_gives_126() {
+    let run = tincan!()
+        .arg("run")
+        .arg(rootfs())
+        .args(["/etc/passwd"])
+        .run();
+    run.expect_status(126).error_line();
+}
+
+#[test]
+fn the_container_starts_from_a_clean_environment() {
+    let _filters = testkit::snapshot_filters();
+    let run = tincan!()
+        .env("HOST_SECRET", "should not leak")
+        .arg("run")
+        .arg(rootfs())
+        .args(["sh", "-c", "env | sort; pwd"])
+        .run();
+    insta::assert_snapshot!("env", run);
+}
+
+#[test]
+fn exit_statuses_pass_through_the_chroot() {
+    let runs = [
+        ("exit 3", 3),
+        ("kill -KILL $$", 128 + libc::SIGKILL),
+        ("kill -TERM $$", 128 + libc::SIGTERM),
+    ];
+    for (script, status) in runs {
+        tincan!()
+            .arg("run")
+            .arg(rootfs())
+            .args(["sh", "-c", script])
+            .run()
+            .expect_status(status);
+    }
+}
+
+#[test]
+fn stdin_reaches_the_command() {
+    let run = tincan!()
+        .arg("run")
+        .arg(rootfs())
+        .args(["wc", "-l"])
+        .stdin("one\ntwo\nthree\n")
+        .run();
+    run.expect_status(0);
+    assert_eq!(run.stdout.trim(), "3");
+}
+
+#[test]
+fn sigterm_to_the_runtime_reaches_the_command() {
+    // probe signals: handle the signal, print, and exit 100 + its number.
+    let mut running = tincan!()
+        .arg("run")
+        .arg(rootfs())
+        .args(["probe", "signals"])
+        .spawn();
+    assert_eq!(running.read_line(), "ready\n");
+    running.signal(libc::SIGTERM);
+    let run = running.wait();
+    run.expect_status(100 + libc::SIGTERM);
+    assert_eq!(run.stdout, "ready\ncaught signal\n");
+}
+
+#[test]
+fn the_builtin_busybox_image_is_built_on_first_use() {
+    let state = TempDir::new();
+    for _ in 0..2 {
+        let run = tincan!()
+            .env("TINCAN_ROOT", state.path())
+            .args(["run", "busybox", "sh", "-c", "echo hello from $0"])
+            .run();
+        run.expect_status(0);
+        assert_eq!(run.stdout, "hello from sh\n");
+    }
+    let busybox = state.path().join("images/busybox");
+    assert!(busybox.join("bin/busybox").is_file());
+    assert!(busybox.join("bin/sh").is_symlink());
+    // Nothing half-built is left beside it.
+    let entries = fs::read_dir(state.path().join("images")).unwrap().count();
+    assert_eq!(entries, 1);
+}
+
+#[test]
+fn chroot_alone_can_be_escaped() {
+    // probe escape FILE: chroot into a subdirectory, climb out with `..`,
+    // and read FILE from the host's real root. Chapter 4 closes this hole.
+    let host = TempDir::new();
+    let secret = host.path().join("secret");
+    fs::write(&secret, "the host's secret\n").unwrap();
+    let run = tincan!()
+        .arg("run")
+        .arg(rootfs())
+        .args(["probe", "escape"])
+        .arg(&secret)
+        .run();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "the host's secret\n");
+}
+
+#[test]
+fn a_missing_image_exits_125_and_says_which() {
+    let _filters = testkit::snapshot_filters();
+    let host = TempDir::new();
+    let missing = host.path().join("no-such-image");
+    let run = tincan!().arg("run").arg(&missing).arg("true").run();
+    run.expect_status(125).error_line();
+    insta::assert_snapshot!("missing_image", run);
+}
+
+#[test]
+fn an_image_that_is_a_file_exits_125_and_says_which() {
+    let _filters = testkit::snapshot_filters();
+    let host = TempDir::new();
+    let file = host.path().join("image.tar");
+    fs::write(&file, "not a directory").unwrap();
+    let run = tincan!().arg("run").arg(&file).arg("true").run();
+    run.expect_status(125).error_line();
+    insta::assert_snapshot!("image_is_a_file", run);
+}
+
+#[test]
+fn bad_usage_exits_125_with_one_line() {
+    let _filters = testkit::snapshot_filters();
+    let run = tincan!().args(["run", "--no-such-flag", "busybox"]).run();
+    run.expect_status(125).error_line();
+    insta::assert_snapshot!("unknown_flag", run);
+
+    let run = tincan!().arg("run").arg(rootfs()).run();
+    run.expect_status(125).error_line();
+    insta::assert_snapshot!("no_command", run);
+}
+
+#[test]
+fn everything_after_the_image_is_the_command() {
+    let run = tincan!()
+        .arg("run")
+        .arg(rootfs())
+        .args(["echo", "--trace", "-x"])
+        .run();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "--trace -x\n");
+}
+
+#[test]
+fn the_host_is_left_as_it_was() {
+    let before = Host::capture();
+    let files_before = fs::read_dir(rootfs()).unwrap().count();
+    tincan!()
+        .arg("run")
+        .arg(rootfs())
+        .args(["sh", "-c", "ls / >/dev/null"])
+        .run()
+        .expect_status(0);
+    tincan!().arg("run").arg("/no/such/image").arg("true").run();
+    before.assert_unchanged();
+    assert_eq!(fs::read_dir(rootfs()).unwrap().count(), files_before);
+}
+
+#[test]
+fn trace_shows_the_chroot() {
+    let run = tincan!()
+        .arg("--trace")
+        .arg("run")
+        .arg(rootfs())
+        .arg("true")
+        .run();
+    run.expect_status(0);
+    let chroot = format!("chroot({})", rootfs().display());
+    for step in ["fork()", &chroot, "execvp([\"true\"])"] {
+        assert!(run.stderr.contains(step), "no {step} in:\n{run}");
+    }
+}
