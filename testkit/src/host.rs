@@ -1,6 +1,7 @@
 //! The host's side of a test: what a container run must leave as it was.
 
 use std::fs;
+use std::time::{Duration, Instant};
 
 /// What the tests compare before and after a run. Later chapters add to
 /// it (cgroups, network interfaces, firewall rules).
@@ -30,6 +31,25 @@ impl Host {
         assert_eq!(self.hostname, now.hostname, "the host's hostname changed");
         assert_eq!(self.mounts, now.mounts, "the host's mounts changed");
     }
+}
+
+/// Whether process `pid` is gone (or a zombie: dead, not yet reaped),
+/// checking until it is, for ten seconds at most.
+pub fn process_is_gone(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat)
+                if stat.rsplit_once(") ").map(|(_, s)| s.starts_with('Z'))
+                    == Some(true) =>
+            {
+                return true
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    false
 }
 
 /// The keys (decimal, first column) in /proc/sysvipc/shm.

@@ -20,7 +20,7 @@ mod rootfs;
 mod runner;
 mod tempdir;
 
-pub use host::{shm_keys, Host};
+pub use host::{process_is_gone, shm_keys, Host};
 pub use rootfs::{rootfs, PROBE};
 pub use runner::{Run, Running, Tincan};
 pub use tempdir::TempDir;
@@ -41,7 +41,7 @@ macro_rules! tincan {
 
 /// Bind insta's filters for this project to the current scope:
 ///
-/// ```ignore
+/// ```text
 /// let _filters = testkit::snapshot_filters();
 /// insta::assert_snapshot!("echo", run);
 /// ```

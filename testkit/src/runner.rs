@@ -105,6 +105,15 @@ impl Running {
         self.child.id() as i32
     }
 
+    /// The processes the runtime has started, as the host numbers them.
+    pub fn children(&self) -> Vec<i32> {
+        let path = format!("/proc/{0}/task/{0}/children", self.pid());
+        let list = std::fs::read_to_string(&path).unwrap_or_default();
+        list.split_whitespace()
+            .map(|pid| pid.parse().unwrap())
+            .collect()
+    }
+
     /// Block until the container prints a whole line, and return it.
     pub fn read_line(&mut self) -> String {
         let mut line = String::new();

@@ -23,6 +23,7 @@ use std::os::fd::OwnedFd;
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
+use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, pipe2, ForkResult, Pid};
@@ -100,9 +101,7 @@ pub fn run(container: &Container) -> Result<u8> {
     match unsafe { fork() }.context("fork the container process")? {
         ForkResult::Child => {
             drop(errors_read);
-            signals.thread_unblock().ok();
-            let err = start(container);
-            report_and_exit(errors_write, err)
+            start(container, errors_write, &signals)
         }
         ForkResult::Parent { child } => {
             drop(errors_write);
@@ -118,10 +117,26 @@ pub fn run(container: &Container) -> Result<u8> {
 }
 // ANCHOR_END: run
 
-/// In the child: become the container's command. Returns only on failure.
-fn start(container: &Container) -> anyhow::Error {
+// ANCHOR: start
+/// In the child: become the container's command. Never returns: a
+/// failure goes to the parent through `errors`, and the child exits.
+fn start(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
+    if let Err(err) = die_with_the_runtime() {
+        report_and_exit(errors, err);
+    }
+    // The command starts with no signal blocked, as programs expect.
+    signals.thread_unblock().ok();
     trace!("execvp({:?})", container.command);
-    exec(&container.command)
+    report_and_exit(errors, exec(&container.command))
+}
+// ANCHOR_END: start
+
+/// Ask the kernel to SIGKILL us when the runtime dies, even of SIGKILL:
+/// a runtime in the foreground must not leave a container running that
+/// nobody waits for.
+fn die_with_the_runtime() -> Result<()> {
+    trace!("prctl(PR_SET_PDEATHSIG, SIGKILL)");
+    prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
 }
 
 // ANCHOR: exec
@@ -141,11 +156,11 @@ fn exec(command: &[String]) -> anyhow::Error {
 /// Wait for the container's process, forwarding the signals we receive,
 /// and return its exit status the way a shell reports it.
 fn wait_for(child: Pid, signals: &SigSet) -> Result<u8> {
-    // TODO(ch1): loop on `signals.wait()`. For a forwarded signal, pass it
-    // on to `child` with `nix::sys::signal::kill`. For SIGCHLD, ask
-    // `waitpid(child, Some(WaitPidFlag::WNOHANG))` how the child is: return
-    // its exit code, or 128 + N if signal N killed it; keep waiting for
-    // anything else.
+    // TODO(ch1): loop on `signals.wait()`. Pass a forwarded signal on to
+    // `child` (`nix::sys::signal::kill`). On SIGCHLD, reap every child
+    // that has exited (`waitpid(None, Some(WaitPidFlag::WNOHANG))` until
+    // it says StillAlive or ECHILD); when `child` is among them, return
+    // its exit code, or 128 + N if signal N killed it.
     todo!("wait for {child}, forwarding {signals:?}")
 }
 // ANCHOR_END: wait

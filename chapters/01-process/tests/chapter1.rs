@@ -100,6 +100,20 @@ fn forwards(signal: i32) {
 }
 
 #[test]
+fn killing_the_runtime_kills_the_container() {
+    let mut running = tincan!()
+        .args(["run", "sh", "-c", "echo $$; exec sleep 60"])
+        .spawn();
+    let container: i32 = running.read_line().trim().parse().unwrap();
+    running.signal(libc::SIGKILL);
+    running.wait().expect_status(128 + libc::SIGKILL);
+    assert!(
+        testkit::process_is_gone(container),
+        "the container outlived the runtime"
+    );
+}
+
+#[test]
 fn bad_usage_exits_125_with_one_line() {
     let _filters = testkit::snapshot_filters();
     let run = tincan!().args(["run", "--no-such-flag", "true"]).run();

@@ -116,6 +116,22 @@ fn sigterm_to_the_runtime_reaches_the_command() {
 }
 
 #[test]
+fn killing_the_runtime_kills_the_container() {
+    let mut running = tincan!()
+        .arg("run")
+        .arg(rootfs())
+        .args(["sh", "-c", "echo $$; exec sleep 60"])
+        .spawn();
+    let container: i32 = running.read_line().trim().parse().unwrap();
+    running.signal(libc::SIGKILL);
+    running.wait().expect_status(128 + libc::SIGKILL);
+    assert!(
+        testkit::process_is_gone(container),
+        "the container outlived the runtime"
+    );
+}
+
+#[test]
 fn the_builtin_busybox_image_is_built_on_first_use() {
     let state = TempDir::new();
     for _ in 0..2 {

@@ -25,6 +25,7 @@ use std::os::fd::OwnedFd;
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sys::prctl;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{execvp, fork, pipe2, ForkResult, Pid};
@@ -102,9 +103,7 @@ pub fn run(container: &Container) -> Result<u8> {
     match unsafe { fork() }.context("fork the container process")? {
         ForkResult::Child => {
             drop(errors_read);
-            signals.thread_unblock().ok();
-            let err = start(container);
-            report_and_exit(errors_write, err)
+            start(container, errors_write, &signals)
         }
         ForkResult::Parent { child } => {
             drop(errors_write);
@@ -120,10 +119,26 @@ pub fn run(container: &Container) -> Result<u8> {
 }
 // ANCHOR_END: run
 
-/// In the child: become the container's command. Returns only on failure.
-fn start(container: &Container) -> anyhow::Error {
+// ANCHOR: start
+/// In the child: become the container's command. Never returns: a
+/// failure goes to the parent through `errors`, and the child exits.
+fn start(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
+    if let Err(err) = die_with_the_runtime() {
+        report_and_exit(errors, err);
+    }
+    // The command starts with no signal blocked, as programs expect.
+    signals.thread_unblock().ok();
     trace!("execvp({:?})", container.command);
-    exec(&container.command)
+    report_and_exit(errors, exec(&container.command))
+}
+// ANCHOR_END: start
+
+/// Ask the kernel to SIGKILL us when the runtime dies, even of SIGKILL:
+/// a runtime in the foreground must not leave a container running that
+/// nobody waits for.
+fn die_with_the_runtime() -> Result<()> {
+    trace!("prctl(PR_SET_PDEATHSIG, SIGKILL)");
+    prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
 }
 
 // ANCHOR: exec
@@ -162,15 +177,25 @@ fn wait_for(child: Pid, signals: &SigSet) -> Result<u8> {
             kill(child, signal).ok();
             continue;
         }
-        // SIGCHLD says some child changed state; ask about ours without
-        // blocking, because the signal may be about a stopped child.
-        let status = waitpid(child, Some(WaitPidFlag::WNOHANG))
-            .with_context(|| format!("wait for pid {child}"))?;
-        trace!("waitpid({child}) = {status:?}");
-        match status {
-            WaitStatus::Exited(_, code) => return Ok(code as u8),
-            WaitStatus::Signaled(_, signal, _) => return Ok(128 + signal as u8),
-            _ => continue,
+        // SIGCHLD: one or more children changed state (several exits can
+        // share one signal). Reap every child that has exited, ours or
+        // not, without blocking; stop when ours is among them.
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                Ok(status) => status,
+                Err(err) => return Err(err).context("waitpid"),
+            };
+            trace!("waitpid() = {status:?}");
+            match status {
+                WaitStatus::Exited(pid, code) if pid == child => {
+                    return Ok(code as u8);
+                }
+                WaitStatus::Signaled(pid, signal, _) if pid == child => {
+                    return Ok(128 + signal as u8);
+                }
+                _ => continue,
+            }
         }
     }
 }
