@@ -51,7 +51,7 @@ macro_rules! tincan {
 /// directories and container ids.
 pub fn snapshot_filters() -> insta::internals::SettingsBindDropGuard {
     let mut settings = insta::Settings::clone_current();
-    settings.add_filter(r"\b(chapter|solution)\d+:", "[BIN]:");
+    settings.add_filter(r"\b(chapter|solution)\d+\b", "[BIN]");
     let rootfs = regex_escape(&rootfs().display().to_string());
     settings.add_filter(&rootfs, "[ROOTFS]");
     let scratch = regex_escape(&tempdir::root().display().to_string());

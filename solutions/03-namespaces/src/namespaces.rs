@@ -77,8 +77,8 @@ pub fn enter(hostname: &str) -> Result<()> {
 /// on /proc. A proc mount shows the PID namespace of the process that
 /// mounted it, so `ps` in the container lists the container's processes.
 pub fn mount_proc() -> Result<()> {
-    fs::create_dir_all("/proc").context("create /proc")?;
     trace!("mount(proc, /proc, proc, MS_NOSUID | MS_NODEV | MS_NOEXEC)");
+    fs::create_dir_all("/proc").context("create /proc")?;
     mount(
         Some("proc"),
         "/proc",

@@ -1,0 +1,68 @@
+//! Namespaces: what a process can see.
+//!
+//! A namespace gives the processes inside it their own copy of one kind
+//! of kernel resource. Here, three of them, and a fourth in passing:
+//!
+//! - PID: the container numbers its processes from 1 and sees no other.
+//! - UTS: the container has its own hostname.
+//! - IPC: the container has its own System V IPC objects (shared memory,
+//!   semaphores, message queues) and POSIX message queues.
+//! - mount: only so that the container's /proc mount stays the
+//!   container's. Chapter 4 is about mount namespaces.
+//!
+//! Syscalls: [unshare(2)](https://man7.org/linux/man-pages/man2/unshare.2.html),
+//! [sethostname(2)](https://man7.org/linux/man-pages/man2/sethostname.2.html),
+//! [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html); see
+//! [namespaces(7)](https://man7.org/linux/man-pages/man7/namespaces.7.html)
+//! and [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html).
+//!
+//! Simpler than a production runtime: no network, user or cgroup
+//! namespace yet (chapters 5, 6 and 8), and the namespaces are created
+//! with unshare and fork rather than a single clone(2).
+
+use anyhow::Result;
+
+use crate::trace;
+
+// ANCHOR: unshare_pid
+/// In the runtime, before it forks: put the next child we fork in a new
+/// PID namespace, where it will be PID 1.
+///
+/// unshare(CLONE_NEWPID) does not move the caller, whose PID cannot
+/// change under it; it decides where the caller's children are born.
+pub fn unshare_pid() -> Result<()> {
+    trace!("unshare(CLONE_NEWPID)");
+    // TODO(ch3): unshare the PID namespace (`nix::sched::unshare` with
+    // `CloneFlags::CLONE_NEWPID`), with a context naming the call.
+    todo!("unshare(CLONE_NEWPID)")
+}
+// ANCHOR_END: unshare_pid
+
+// ANCHOR: enter
+/// In the child: leave the host's UTS, IPC and mount namespaces for new
+/// ones, and name the new UTS namespace `hostname`.
+pub fn enter(hostname: &str) -> Result<()> {
+    trace!("unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS)");
+    // TODO(ch3): three steps, each with a context naming it:
+    // 1. unshare the UTS, IPC and mount namespaces in one call;
+    // 2. set the hostname (`nix::unistd::sethostname`);
+    // 3. make every mount private, recursively, so that the /proc we
+    //    mount later cannot propagate to the host: `nix::mount::mount`
+    //    on "/" with `MsFlags::MS_REC | MsFlags::MS_PRIVATE` and no
+    //    source, type or data (`None::<&str>`).
+    todo!("enter new namespaces as {hostname}")
+}
+// ANCHOR_END: enter
+
+// ANCHOR: mount_proc
+/// In the child, inside the root file system: mount a proc file system
+/// on /proc. A proc mount shows the PID namespace of the process that
+/// mounted it, so `ps` in the container lists the container's processes.
+pub fn mount_proc() -> Result<()> {
+    trace!("mount(proc, /proc, proc, MS_NOSUID | MS_NODEV | MS_NOEXEC)");
+    // TODO(ch3): create /proc if the image lacks it, then mount a file
+    // system of type "proc" (source "proc") on it, with MS_NOSUID,
+    // MS_NODEV and MS_NOEXEC: nothing in /proc is a program or a device.
+    todo!("mount proc")
+}
+// ANCHOR_END: mount_proc

@@ -1,0 +1,117 @@
+//! The container's root file system: a directory that becomes its `/`.
+//!
+//! An image, at this point, is just a directory holding the files of a
+//! Linux system: `bin/`, `etc/`, and so on. `chroot` makes it the root
+//! directory of the container's process, so `/bin/sh` means
+//! `IMAGE/bin/sh` and nothing outside IMAGE has a name any more.
+//!
+//! Syscalls: [chroot(2)](https://man7.org/linux/man-pages/man2/chroot.2.html),
+//! [chdir(2)](https://man7.org/linux/man-pages/man2/chdir.2.html).
+//!
+//! Simpler than a production runtime: chroot changes how paths are looked
+//! up and nothing else. A root process can walk back out of it (the
+//! chapter's tests do); chapter 4 replaces it with pivot_root in a mount
+//! namespace, which cannot be escaped that way.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::{env, fs};
+
+use anyhow::{bail, Context, Result};
+use nix::unistd::{chdir, chroot};
+
+use crate::trace;
+
+/// Where tincan keeps its state (images, later containers and volumes),
+/// like /var/lib/docker. `TINCAN_ROOT` moves it, for tests.
+pub fn state_dir() -> PathBuf {
+    env::var_os("TINCAN_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/tincan"))
+}
+
+// ANCHOR: resolve
+/// Turn the IMAGE argument into the directory to use as the root.
+pub fn resolve(image: &str) -> Result<PathBuf> {
+    if image == "busybox" {
+        return busybox_image();
+    }
+    let meta = fs::metadata(image).with_context(|| format!("image {image}"))?;
+    if !meta.is_dir() {
+        bail!("image {image}: not a directory");
+    }
+    // An absolute path: the child changes directory before it uses it.
+    fs::canonicalize(image).with_context(|| format!("image {image}"))
+}
+// ANCHOR_END: resolve
+
+// ANCHOR: enter
+/// In the child: make `rootfs` our root directory, and stand in it.
+pub fn enter(rootfs: &Path) -> Result<()> {
+    trace!("chroot({})", rootfs.display());
+    chroot(rootfs).with_context(|| format!("chroot {}", rootfs.display()))?;
+    // chroot does not move the working directory: without this, `.` would
+    // still be a directory of the host, outside the new root.
+    trace!("chdir(/)");
+    chdir("/").context("chdir / in the container")?;
+    Ok(())
+}
+// ANCHOR_END: enter
+
+/// Where distributions install a statically linked busybox.
+const HOST_BUSYBOX: [&str; 2] = ["/usr/bin/busybox", "/bin/busybox"];
+
+// ANCHOR: busybox
+/// The built-in `busybox` image, built on first use from the host's static
+/// busybox: one binary, a symbolic link named after each of its applets
+/// (`sh`, `ls`, `cat`, ...), and just enough of /etc for `id` and `ls -l`.
+fn busybox_image() -> Result<PathBuf> {
+    let image = state_dir().join("images/busybox");
+    if image.join("bin/busybox").exists() {
+        return Ok(image);
+    }
+    let Some(busybox) = HOST_BUSYBOX.iter().find(|p| Path::new(p).exists())
+    else {
+        bail!(
+            "image busybox: busybox is not installed on this host \
+             (install busybox-static)"
+        );
+    };
+    // Build beside the image and rename it into place: a run killed
+    // halfway leaves no half-built image, and two runs building at once
+    // do not trip over each other.
+    let scratch = image.with_extension(format!("new.{}", std::process::id()));
+    let built = build_busybox(Path::new(busybox), &scratch).and_then(|()| {
+        match fs::rename(&scratch, &image) {
+            Err(_) if image.join("bin/busybox").exists() => Ok(()),
+            renamed => renamed.context("rename the new image into place"),
+        }
+    });
+    fs::remove_dir_all(&scratch).ok();
+    built.with_context(|| {
+        format!("build image busybox in {}", image.display())
+    })?;
+    Ok(image)
+}
+
+fn build_busybox(busybox: &Path, root: &Path) -> Result<()> {
+    for dir in ["bin", "dev", "etc", "proc", "root", "sys", "tmp"] {
+        fs::create_dir_all(root.join(dir))?;
+    }
+    fs::copy(busybox, root.join("bin/busybox"))?;
+    let list = Command::new(busybox).arg("--list").output()?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            symlink("busybox", root.join("bin").join(applet))?;
+        }
+    }
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n\
+         nobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
+    fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
+    Ok(())
+}
+// ANCHOR_END: busybox

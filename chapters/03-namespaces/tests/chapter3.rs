@@ -1,0 +1,240 @@
+//! Chapter 3: UTS, PID and IPC namespaces, and what PID 1 owes.
+//!
+//! `cargo test -p chapter3` runs these against your code; the solution
+//! runs the very same file. Containers run in the test kit's busybox root
+//! file system ([`testkit::rootfs`]), which has the project's `probe`.
+
+use testkit::{rootfs, tincan, Host, Tincan};
+
+/// `run [OPTIONS] ROOTFS CMD...`, options given before the image.
+fn run_in_rootfs(options: &[&str], command: &[&str]) -> Tincan {
+    tincan!()
+        .arg("run")
+        .args(options)
+        .arg(rootfs())
+        .args(command)
+}
+
+#[test]
+fn the_command_is_pid_1_and_sees_no_host_process() {
+    let _filters = testkit::snapshot_filters();
+    let run = run_in_rootfs(&[], &["ps", "-o", "pid,comm"]).run();
+    insta::assert_snapshot!("ps", run);
+
+    let run = run_in_rootfs(&[], &["sh", "-c", "echo $$"]).run();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "1\n");
+}
+
+#[test]
+fn the_hostname_is_the_containers_own() {
+    let before = Host::capture();
+    let run = run_in_rootfs(
+        &["--hostname", "box"],
+        &[
+            "sh",
+            "-c",
+            "hostname; echo $HOSTNAME; hostname other; hostname",
+        ],
+    )
+    .run();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "box\nbox\nother\n");
+    before.assert_unchanged();
+}
+
+#[test]
+fn the_default_hostname_is_a_container_id() {
+    let _filters = testkit::snapshot_filters();
+    let run = run_in_rootfs(&[], &["hostname"]).run();
+    insta::assert_snapshot!("default_hostname", run);
+    let first = run.stdout.clone();
+    let run = run_in_rootfs(&[], &["hostname"]).run();
+    assert_ne!(first, run.stdout, "every container gets a new id");
+}
+
+#[test]
+fn ipc_objects_stay_on_their_side() {
+    // A System V shared memory segment on the host, under a key of ours.
+    let host_key = 0x7469_0000 | (std::process::id() as i32 & 0xffff);
+    // SAFETY: shmget and shmctl take plain integers.
+    let id = unsafe { libc::shmget(host_key, 4096, libc::IPC_CREAT | 0o600) };
+    assert!(id >= 0, "shmget on the host failed");
+    let container_key = host_key ^ 0x0100_0000;
+
+    let script = format!(
+        "probe shm {container_key}; awk 'NR > 1 {{ print $1 }}' \
+         /proc/sysvipc/shm"
+    );
+    let run = run_in_rootfs(&[], &["sh", "-c", &script]).run();
+    let host_keys = testkit::shm_keys();
+    // SAFETY: as above; removes the segment we made.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+
+    run.expect_status(0);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "created shared memory with key {container_key}\n\
+             {container_key}\n"
+        ),
+        "the container sees its own segment and not the host's"
+    );
+    assert!(!host_keys.contains(&container_key.to_string()));
+}
+
+#[test]
+fn pid_1_ignores_a_signal_it_has_no_handler_for() {
+    // The shell is PID 1: the kernel drops a signal sent to it from inside
+    // its namespace unless it handles it, SIGKILL included.
+    for signal in ["TERM", "KILL"] {
+        let script = format!("kill -{signal} $$; echo alive");
+        let run = run_in_rootfs(&[], &["sh", "-c", &script]).run();
+        run.expect_status(0);
+        assert_eq!(run.stdout, "alive\n", "after SIG{signal}");
+    }
+}
+
+#[test]
+fn with_init_the_command_is_pid_2() {
+    let _filters = testkit::snapshot_filters();
+    let run = run_in_rootfs(&["--init"], &["ps", "-o", "pid,comm"]).run();
+    insta::assert_snapshot!("ps_with_init", run);
+}
+
+#[test]
+fn with_init_a_signal_without_handler_kills_the_command() {
+    let run =
+        run_in_rootfs(&["--init"], &["sh", "-c", "kill -TERM $$; echo alive"])
+            .run();
+    run.expect_status(128 + libc::SIGTERM);
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn signals_to_the_runtime_reach_the_command() {
+    // probe signals handles the signal, so it gets it even as PID 1.
+    for options in [&[][..], &["--init"][..]] {
+        let mut running = run_in_rootfs(options, &["probe", "signals"]).spawn();
+        assert_eq!(running.read_line(), "ready\n");
+        running.signal(libc::SIGTERM);
+        let run = running.wait();
+        run.expect_status(100 + libc::SIGTERM);
+        assert_eq!(run.stdout, "ready\ncaught signal\n");
+    }
+}
+
+#[test]
+fn an_orphan_is_left_a_zombie_when_the_command_is_pid_1() {
+    let run = run_in_rootfs(&[], &["probe", "orphan"]).run();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "the orphan is a zombie: nobody reaped it\n");
+}
+
+#[test]
+fn with_init_an_orphan_is_reaped() {
+    let run = run_in_rootfs(&["--init"], &["probe", "orphan"]).run();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "the orphan was reaped\n");
+}
+
+#[test]
+fn exit_statuses_pass_through_with_and_without_init() {
+    for options in [&[][..], &["--init"][..]] {
+        let status = |command: &[&str]| run_in_rootfs(options, command).run();
+        status(&["sh", "-c", "exit 3"]).expect_status(3);
+        status(&["no-such-command"]).expect_status(127).error_line();
+        status(&["/etc/passwd"]).expect_status(126).error_line();
+    }
+    // Under init the command is not PID 1, and a signal can kill it.
+    run_in_rootfs(&["--init"], &["sh", "-c", "kill -KILL $$"])
+        .run()
+        .expect_status(128 + libc::SIGKILL);
+}
+
+#[test]
+fn stdin_reaches_the_command_with_and_without_init() {
+    for options in [&[][..], &["--init"][..]] {
+        let run = run_in_rootfs(options, &["tr", "a-z", "A-Z"])
+            .stdin("namespaced\n")
+            .run();
+        run.expect_status(0);
+        assert_eq!(run.stdout, "NAMESPACED\n");
+    }
+}
+
+#[test]
+fn killing_the_runtime_kills_the_container() {
+    let mut running = run_in_rootfs(&["--init"], &["probe", "signals"]).spawn();
+    assert_eq!(running.read_line(), "ready\n");
+    let container = running.children();
+    assert_eq!(container.len(), 1, "one child: the container's PID 1");
+    running.signal(libc::SIGKILL);
+    running.wait().expect_status(128 + libc::SIGKILL);
+    assert!(
+        testkit::process_is_gone(container[0]),
+        "the container outlived the runtime"
+    );
+}
+
+#[test]
+fn a_bad_hostname_exits_125_and_leaves_the_host_alone() {
+    let _filters = testkit::snapshot_filters();
+    let before = Host::capture();
+    let long = "x".repeat(100);
+    let run = run_in_rootfs(&["--hostname", &long], &["true"]).run();
+    run.expect_status(125).error_line();
+    insta::assert_snapshot!("bad_hostname", run);
+    before.assert_unchanged();
+}
+
+#[test]
+fn bad_usage_exits_125_with_one_line() {
+    let _filters = testkit::snapshot_filters();
+    let run = tincan!().args(["run", "--hostname"]).run();
+    run.expect_status(125).error_line();
+    insta::assert_snapshot!("hostname_without_value", run);
+
+    let run = tincan!()
+        .args(["run", "--init", "/no/such/image", "sh"])
+        .run();
+    run.expect_status(125).error_line();
+    insta::assert_snapshot!("missing_image", run);
+}
+
+#[test]
+fn the_host_is_left_as_it_was() {
+    let before = Host::capture();
+    for options in [&[][..], &["--init"][..]] {
+        run_in_rootfs(options, &["sh", "-c", "ls /proc >/dev/null"])
+            .run()
+            .expect_status(0);
+    }
+    // /proc was mounted in the container's own mount namespace.
+    before.assert_unchanged();
+    let leftovers = std::fs::read_dir(rootfs().join("proc")).unwrap().count();
+    assert_eq!(leftovers, 0, "nothing is mounted on the image's /proc");
+}
+
+#[test]
+fn trace_shows_the_namespaces_being_made() {
+    let run = run_in_rootfs(&["--hostname", "box"], &["true"])
+        .env("UNUSED", "1")
+        .run();
+    run.expect_status(0);
+    let run = tincan!()
+        .arg("--trace")
+        .arg("run")
+        .args(["--hostname", "box"])
+        .arg(rootfs())
+        .arg("true")
+        .run();
+    run.expect_status(0);
+    for step in [
+        "unshare(CLONE_NEWPID)",
+        "unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS)",
+        "mount(proc, /proc, proc",
+    ] {
+        assert!(run.stderr.contains(step), "no {step} in:\n{run}");
+    }
+}
