@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     }
 }
 
+// ANCHOR: escape
 /// The classic chroot escape. chroot(2) changes the root directory but
 /// not the working directory, and `..` stops only at the root. So: chroot
 /// into a subdirectory while standing outside it, walk up with `..` past
@@ -58,6 +59,7 @@ fn escape(file: &str) -> io::Result<()> {
     print!("{text}");
     Ok(())
 }
+// ANCHOR_END: escape
 
 /// Start a child that starts a grandchild and exits at once, so that the
 /// grandchild is reparented to PID 1. Then watch what PID 1 does with it
