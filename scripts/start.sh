@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Start the workshop: install what is missing, build every chapter and the
+# built-in busybox image, then serve the book and say where to begin.
+#
+#   scripts/start.sh              serve the book on http://localhost:3000
+#   scripts/start.sh --no-serve   build it into book/build/ instead
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+serve=yes
+if [ "${1:-}" = "--no-serve" ] || [ ! -t 1 ]; then
+    serve=no
+fi
+
+if [ "$(uname -s)" != "Linux" ]; then
+    echo "start: tincan needs a Linux kernel; see book/src/setup.md" \
+        "for running it in a VM" >&2
+    exit 1
+fi
+
+scripts/install-deps.sh
+mdbook=$(command -v mdbook || echo "$HOME/.cargo/bin/mdbook")
+
+echo "start: building every chapter"
+cargo build --quiet --workspace --all-targets
+
+echo "start: building the built-in busybox image"
+cargo run --quiet -p solution2 -- run busybox true
+
+cat <<'MSG'
+
+tincan is ready.
+
+  Chapter 1 starts in chapters/01-process: fill in the TODO(ch1) notes,
+  then check your work with
+
+      cargo test -p chapter1
+
+MSG
+
+if [ "$serve" = yes ]; then
+    echo "  The book: http://localhost:3000/01-process.html (Ctrl-C stops it)"
+    exec "$mdbook" serve book --hostname 127.0.0.1 --port 3000
+fi
+"$mdbook" build book >/dev/null 2>&1
+echo "  The book: file://$PWD/book/build/01-process.html"
