@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../book"
 fail=0
 for page in src/*.md; do
     # Every include resolves, anchor included.
-    grep -o '{{#include [^}]*}}' "$page" | while read -r include; do
+    { grep -o '{{#include [^}]*}}' "$page" || true; } | while read -r include; do
         spec=${include#\{\{#include }
         spec=${spec%\}\}}
         file=${spec%%:*}
