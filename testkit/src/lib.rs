@@ -72,3 +72,13 @@ fn regex_escape(text: &str) -> String {
     }
     escaped
 }
+
+#[cfg(test)]
+mod tests {
+    use super::regex_escape;
+
+    #[test]
+    fn paths_are_escaped_for_filters() {
+        assert_eq!(regex_escape("/tmp/a.b-c"), r"/tmp/a\.b\-c");
+    }
+}

@@ -138,3 +138,25 @@ fn give_to_owner_of(tree: &Path, owner_of: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_is_static_and_a_host_program_is_not() {
+        assert!(is_static(Path::new(PROBE)).unwrap());
+        // Any dynamically linked program of the host will do.
+        let dynamic = std::env::current_exe().unwrap();
+        assert!(!is_static(&dynamic).unwrap());
+    }
+
+    #[test]
+    fn the_root_file_system_has_busybox_applets_and_the_probe() {
+        let root = rootfs();
+        for program in ["bin/busybox", "bin/sh", "bin/ps", "bin/probe"] {
+            assert!(root.join(program).is_file(), "no {program}");
+        }
+        assert!(is_current(root));
+    }
+}
