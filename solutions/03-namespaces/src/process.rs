@@ -120,8 +120,9 @@ pub fn run(container: &Container) -> Result<u8> {
     signals.add(Signal::SIGCHLD);
     signals.thread_block().context("block signals")?;
 
-    // The child reports a failed exec through this pipe. Both ends close
-    // on exec, so a successful exec shows up in the parent as end of file.
+    // The child reports a failure, of its set-up or of exec, through this
+    // pipe. Both ends close on exec, so a successful exec shows up in the
+    // parent as end of file.
     let (errors_read, errors_write) =
         pipe2(OFlag::O_CLOEXEC).context("create the error pipe")?;
 
