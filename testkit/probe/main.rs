@@ -70,6 +70,9 @@ fn orphan() -> io::Result<()> {
         .stdout(Stdio::piped())
         .output()?;
     let pid = String::from_utf8_lossy(&parent.stdout).trim().to_string();
+    if !parent.status.success() || pid.parse::<u32>().is_err() {
+        return Err(io::Error::other("could not start the orphan"));
+    }
     let stat = format!("/proc/{pid}/stat");
     let deadline = Instant::now() + Duration::from_secs(10);
     let we_are_init = std::process::id() == 1;

@@ -1,11 +1,12 @@
 //! The root file system the tests run containers in: the host's static
-//! busybox, one hard link per applet, a few configuration files, and the
-//! project's `probe`.
+//! busybox, one hard link per applet, a few devices and configuration
+//! files, and the project's `probe`.
 //!
 //! It is built once, in the build directory, and shared read-only by every
 //! test: tests never write into it.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -38,7 +39,29 @@ pub fn rootfs() -> &'static Path {
 /// Whether the root at `path` is built, with the probe as it is now.
 fn is_current(path: &Path) -> bool {
     let built = fs::read(path.join("bin/probe"));
+    let null = fs::metadata(path.join("dev/null"));
     matches!((built, fs::read(PROBE)), (Ok(a), Ok(b)) if a == b)
+        && null.is_ok_and(|meta| {
+            meta.file_type().is_char_device() && meta.mode() & 0o666 == 0o666
+        })
+}
+
+/// mknod(2) a character device, readable and writable by all.
+fn make_char_device(path: &Path, major: u32, minor: u32) -> io::Result<()> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    let device = libc::makedev(major, minor);
+    // SAFETY: c_path is a valid NUL-terminated string for the call.
+    let rc =
+        unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR | 0o666, device) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        return Err(io::Error::new(
+            err.kind(),
+            format!("mknod {}: {err}", path.display()),
+        ));
+    }
+    // mknod's mode is cut by the umask.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o666))
 }
 
 fn find_busybox() -> io::Result<&'static Path> {
@@ -86,6 +109,10 @@ fn build(path: &Path) -> io::Result<()> {
         return Err(io::Error::other("busybox --install failed"));
     }
     fs::copy(PROBE, bin.join("probe"))?;
+    for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("tty", 5, 0)]
+    {
+        make_char_device(&scratch.join("dev").join(name), major, minor)?;
+    }
     fs::write(
         scratch.join("etc/passwd"),
         "root:x:0:0:root:/root:/bin/sh\n\

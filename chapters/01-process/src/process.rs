@@ -10,7 +10,8 @@
 //! [pipe2(2)](https://man7.org/linux/man-pages/man2/pipe2.2.html),
 //! [sigprocmask(2)](https://man7.org/linux/man-pages/man2/sigprocmask.2.html),
 //! [sigwait(3)](https://man7.org/linux/man-pages/man3/sigwait.3.html),
-//! [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html).
+//! [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html),
+//! [prctl(2)](https://man7.org/linux/man-pages/man2/prctl.2.html).
 //!
 //! Simpler than a production runtime: no terminal handling (the command
 //! shares ours) and no detached mode; the runtime lives as long as the
@@ -131,6 +132,7 @@ fn start(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
 }
 // ANCHOR_END: start
 
+// ANCHOR: die_with_the_runtime
 /// Ask the kernel to SIGKILL us when the runtime dies, even of SIGKILL:
 /// a runtime in the foreground must not leave a container running that
 /// nobody waits for.
@@ -138,6 +140,7 @@ fn die_with_the_runtime() -> Result<()> {
     trace!("prctl(PR_SET_PDEATHSIG, SIGKILL)");
     prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
 }
+// ANCHOR_END: die_with_the_runtime
 
 // ANCHOR: exec
 /// Replace this process with `command`, searching `$PATH` for it as a
@@ -165,6 +168,7 @@ fn wait_for(child: Pid, signals: &SigSet) -> Result<u8> {
 }
 // ANCHOR_END: wait
 
+// ANCHOR: report_and_exit
 /// In the child: send `err` to the parent through the error pipe, then
 /// exit without running any of the parent's cleanup (we are a copy).
 fn report_and_exit(pipe: OwnedFd, err: anyhow::Error) -> ! {
@@ -176,7 +180,9 @@ fn report_and_exit(pipe: OwnedFd, err: anyhow::Error) -> ! {
     // child that failed must do.
     unsafe { libc::_exit(status.into()) }
 }
+// ANCHOR_END: report_and_exit
 
+// ANCHOR: read_child_error
 /// In the parent: read what the child sent through the error pipe.
 /// Nothing at all means the exec succeeded.
 fn read_child_error(pipe: OwnedFd) -> Result<()> {
@@ -193,3 +199,4 @@ fn read_child_error(pipe: OwnedFd) -> Result<()> {
         _ => Err(anyhow::anyhow!(message)),
     }
 }
+// ANCHOR_END: read_child_error

@@ -13,12 +13,13 @@
 //! chapter's tests do); chapter 4 replaces it with pivot_root in a mount
 //! namespace, which cannot be escaped that way.
 
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
 
 use anyhow::{bail, Context, Result};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
 use crate::trace;
 
@@ -55,13 +56,25 @@ pub fn enter(rootfs: &Path) -> Result<()> {
 }
 // ANCHOR_END: enter
 
+/// Character devices of the image: name, major and minor number, as in
+/// the kernel's Documentation/admin-guide/devices.txt.
+const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
 /// Where distributions install a statically linked busybox.
 const HOST_BUSYBOX: [&str; 2] = ["/usr/bin/busybox", "/bin/busybox"];
 
 // ANCHOR: busybox
 /// The built-in `busybox` image, built on first use from the host's static
 /// busybox: one binary, a symbolic link named after each of its applets
-/// (`sh`, `ls`, `cat`, ...), and just enough of /etc for `id` and `ls -l`.
+/// (`sh`, `ls`, `cat`, ...), a few devices in /dev, and just enough of
+/// /etc for `id` and `ls -l`.
 fn busybox_image() -> Result<PathBuf> {
     let image = state_dir().join("images/busybox");
     if image.join("bin/busybox").exists() {
@@ -101,6 +114,16 @@ fn build_busybox(busybox: &Path, root: &Path) -> Result<()> {
         if applet != "busybox" {
             symlink("busybox", root.join("bin").join(applet))?;
         }
+    }
+    // The devices programs take for granted (`>/dev/null`), made like the
+    // host's. Chapter 4 gives each container a fresh /dev instead.
+    for (name, major, minor) in DEVICES {
+        let path = root.join("dev").join(name);
+        let mode = Mode::from_bits_truncate(0o666);
+        mknod(&path, SFlag::S_IFCHR, mode, makedev(major, minor))
+            .with_context(|| format!("mknod {}", path.display()))?;
+        // mknod's mode is cut by the umask.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666))?;
     }
     fs::write(
         root.join("etc/passwd"),

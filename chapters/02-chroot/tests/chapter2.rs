@@ -5,6 +5,7 @@
 //! file system ([`testkit::rootfs`]), or in the built-in `busybox` image.
 
 use std::fs;
+use std::os::unix::fs::FileTypeExt;
 
 use testkit::{rootfs, tincan, Host, TempDir};
 
@@ -38,6 +39,18 @@ fn the_container_reads_the_images_files_not_the_hosts() {
     run.expect_status(0);
     let image = fs::read_to_string(rootfs().join("etc/passwd")).unwrap();
     assert_eq!(run.stdout, image);
+}
+
+#[test]
+fn the_images_devices_work() {
+    let script = "echo gone > /dev/null && head -c 4 /dev/zero | wc -c";
+    let run = tincan!()
+        .arg("run")
+        .arg(rootfs())
+        .args(["sh", "-c", script])
+        .run();
+    run.expect_status(0);
+    assert_eq!(run.stdout.trim(), "4");
 }
 
 #[test]
@@ -145,6 +158,8 @@ fn the_builtin_busybox_image_is_built_on_first_use() {
     let busybox = state.path().join("images/busybox");
     assert!(busybox.join("bin/busybox").is_file());
     assert!(busybox.join("bin/sh").is_symlink());
+    let null = fs::metadata(busybox.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device(), "dev/null is a device");
     // Nothing half-built is left beside it.
     let entries = fs::read_dir(state.path().join("images")).unwrap().count();
     assert_eq!(entries, 1);

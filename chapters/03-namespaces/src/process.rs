@@ -173,6 +173,7 @@ fn start(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
 }
 // ANCHOR_END: start
 
+// ANCHOR: enter_container
 /// In the child: the namespaces, then the root file system, then /proc
 /// inside it.
 fn enter_container(container: &Container) -> Result<()> {
@@ -180,6 +181,7 @@ fn enter_container(container: &Container) -> Result<()> {
     rootfs::enter(&container.rootfs)?;
     namespaces::mount_proc()
 }
+// ANCHOR_END: enter_container
 
 // ANCHOR: init
 /// With `--init`: stay PID 1, run the command as our child (PID 2), and do
@@ -201,6 +203,7 @@ fn run_init(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
 const DEFAULT_PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+// ANCHOR: set_environment
 /// Replace the host's environment with the container's own: the host's
 /// variables describe the host (its $PATH names host directories), so
 /// only the terminal type is worth keeping.
@@ -216,7 +219,9 @@ fn set_environment(hostname: &str) {
         std::env::set_var("TERM", term);
     }
 }
+// ANCHOR_END: set_environment
 
+// ANCHOR: die_with_the_runtime
 /// Ask the kernel to SIGKILL us when the runtime dies, even of SIGKILL:
 /// a runtime in the foreground must not leave a container running that
 /// nobody waits for.
@@ -224,6 +229,7 @@ fn die_with_the_runtime() -> Result<()> {
     trace!("prctl(PR_SET_PDEATHSIG, SIGKILL)");
     prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
 }
+// ANCHOR_END: die_with_the_runtime
 
 // ANCHOR: exec
 /// Replace this process with `command`, searching `$PATH` for it as a
@@ -285,6 +291,7 @@ fn wait_for(child: Pid, signals: &SigSet) -> Result<u8> {
 }
 // ANCHOR_END: wait
 
+// ANCHOR: report_and_exit
 /// In the child: send `err` to the parent through the error pipe, then
 /// exit without running any of the parent's cleanup (we are a copy).
 fn report_and_exit(pipe: OwnedFd, err: anyhow::Error) -> ! {
@@ -296,7 +303,9 @@ fn report_and_exit(pipe: OwnedFd, err: anyhow::Error) -> ! {
     // child that failed must do.
     unsafe { libc::_exit(status.into()) }
 }
+// ANCHOR_END: report_and_exit
 
+// ANCHOR: read_child_error
 /// In the parent: read what the child sent through the error pipe.
 /// Nothing at all means the exec succeeded.
 fn read_child_error(pipe: OwnedFd) -> Result<()> {
@@ -313,3 +322,4 @@ fn read_child_error(pipe: OwnedFd) -> Result<()> {
         _ => Err(anyhow::anyhow!(message)),
     }
 }
+// ANCHOR_END: read_child_error
