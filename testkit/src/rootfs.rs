@@ -32,8 +32,28 @@ pub fn rootfs() -> &'static Path {
                 panic!("build the test root file system: {err}")
             });
         }
+        link_from_target_dir(&path);
         path
     })
+}
+
+/// Give the root a stable name, `target/test-rootfs`, for trying things by
+/// hand (`cargo run -p solution2 -- run target/test-rootfs probe ...`).
+/// Best effort: the tests do not need it.
+fn link_from_target_dir(root: &Path) {
+    // The root is TARGET/PROFILE/build/testkit-HASH/out/rootfs.
+    let Some(target) = root.ancestors().nth(5) else {
+        return;
+    };
+    let link = target.join("test-rootfs");
+    if fs::read_link(&link).is_ok_and(|to| to == root) {
+        return;
+    }
+    let new = target.join(format!("test-rootfs.{}", std::process::id()));
+    fs::remove_file(&new).ok();
+    if std::os::unix::fs::symlink(root, &new).is_ok() {
+        fs::rename(&new, &link).ok();
+    }
 }
 
 /// Whether the root at `path` is built, with the probe as it is now.
