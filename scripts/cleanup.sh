@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Remove whatever tincan left on this host: anything mounted under its
-# state directory, the state directory itself (images and containers),
-# and the tests' scratch directories. Safe to run at any time when no
+# state directory, its build directory (the tests' root file system) or
+# the tests' scratch directory; then the state directory itself (images,
+# containers) and the scratch directory. Safe to run at any time when no
 # container is running.
 set -euo pipefail
 
@@ -11,15 +12,18 @@ fi
 
 state=${TINCAN_ROOT:-/var/lib/tincan}
 scratch=${TMPDIR:-/tmp}/tincan-test
+target=$(cd "$(dirname "$0")/.." && pwd)/target
 
-for dir in "$state" "$scratch"; do
-    [ -e "$dir" ] || continue
+for dir in "$state" "$scratch" "$target"; do
     # Deepest mounts first (mountinfo's fifth field is the mount point).
     awk -v dir="$dir" '$5 == dir || index($5, dir "/") == 1 { print $5 }' \
         /proc/self/mountinfo | sort -r | while read -r mount; do
         echo "cleanup: unmount $mount"
         umount --lazy "$mount"
     done
+done
+for dir in "$state" "$scratch"; do
+    [ -e "$dir" ] || continue
     echo "cleanup: remove $dir"
     rm -rf --one-file-system "$dir"
 done

@@ -15,8 +15,21 @@ as_root() {
     fi
 }
 
+# A busybox that needs a dynamic loader cannot run in a bare root file
+# system: only the static build will do. (A dynamic ELF file names its
+# loader, /lib64/ld-linux-*.so.2, in its program headers.)
+static_busybox() {
+    local busybox
+    for busybox in /usr/bin/busybox /bin/busybox; do
+        if [ -x "$busybox" ] && ! LC_ALL=C grep -qa '/ld-linux' "$busybox"; then
+            return 0
+        fi
+    done
+    return 1
+}
+
 packages=()
-if [ ! -x /usr/bin/busybox ] && [ ! -x /bin/busybox ]; then
+if ! static_busybox; then
     packages+=(busybox-static)
 fi
 

@@ -4,6 +4,9 @@
 #
 #   scripts/start.sh              serve the book on http://localhost:3000
 #   scripts/start.sh --no-serve   build it into book/build/ instead
+#
+# BOOK_ADDRESS=0.0.0.0 serves the book to other machines too (say, when
+# tincan runs in a VM and the browser does not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +43,8 @@ MSG
 
 if [ "$serve" = yes ]; then
     echo "  The book: http://localhost:3000/01-process.html (Ctrl-C stops it)"
-    exec "$mdbook" serve book --hostname 127.0.0.1 --port 3000
+    exec "$mdbook" serve book --hostname "${BOOK_ADDRESS:-127.0.0.1}" \
+        --port 3000
 fi
 "$mdbook" build book >/dev/null 2>&1
 echo "  The book: file://$PWD/book/build/01-process.html"
