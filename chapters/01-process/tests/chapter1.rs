@@ -126,6 +126,9 @@ fn bad_usage_exits_125_with_one_line() {
 
     let run = tincan!().arg("launch").run();
     run.expect_status(125).error_line();
+
+    let run = tincan!().run();
+    run.expect_status(125).error_line();
 }
 
 #[test]

@@ -15,6 +15,7 @@
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 mod process;
@@ -94,6 +95,14 @@ fn usage_error(err: clap::Error) -> ExitCode {
     if !err.use_stderr() {
         let _ = err.print();
         return ExitCode::SUCCESS;
+    }
+    // With no arguments at all, clap renders the whole help as its error.
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        eprintln!(
+            "{}: no command given: try `run` (see --help)",
+            program_name()
+        );
+        return ExitCode::from(RUNTIME_FAILED);
     }
     // clap explains over several lines; its first paragraph says what
     // was wrong.
