@@ -45,6 +45,12 @@ impl Tincan {
         self
     }
 
+    /// Start the binary in `dir` instead of the test's directory.
+    pub fn current_dir(mut self, dir: impl AsRef<std::path::Path>) -> Tincan {
+        self.command.current_dir(dir);
+        self
+    }
+
     /// What the container reads on its standard input.
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Tincan {
         self.stdin = input.into();

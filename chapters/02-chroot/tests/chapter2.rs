@@ -216,6 +216,18 @@ fn bad_usage_exits_125_with_one_line() {
 }
 
 #[test]
+fn an_image_can_be_named_by_a_relative_path() {
+    let run = tincan!()
+        .current_dir(rootfs().parent().unwrap())
+        .arg("run")
+        .arg(rootfs().file_name().unwrap())
+        .args(["sh", "-c", "cd .. && ls /etc"])
+        .run();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "group\npasswd\n");
+}
+
+#[test]
 fn everything_after_the_image_is_the_command() {
     let run = tincan!()
         .arg("run")
