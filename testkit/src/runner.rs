@@ -90,9 +90,18 @@ impl Tincan {
             .spawn()
             .expect("start the chapter binary");
         let stdout = BufReader::new(child.stdout.take().unwrap());
+        // Drain stderr all along, so that a chatty run (--trace) cannot
+        // fill its pipe and stall while the test reads stdout.
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            err.read_to_end(&mut bytes).expect("read stderr");
+            bytes
+        });
         Running {
             child,
             stdout,
+            stderr,
             seen: String::new(),
         }
     }
@@ -102,6 +111,7 @@ impl Tincan {
 pub struct Running {
     child: Child,
     stdout: BufReader<ChildStdout>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
     seen: String,
 }
 
@@ -141,9 +151,7 @@ impl Running {
         self.stdout
             .read_to_string(&mut rest)
             .expect("read the output");
-        let mut stderr = Vec::new();
-        let mut err = self.child.stderr.take().unwrap();
-        err.read_to_end(&mut stderr).expect("read stderr");
+        let stderr = self.stderr.join().expect("read stderr");
         let status = self.child.wait().expect("wait for the binary");
         self.seen.push_str(&rest);
         Run::from_parts(status, self.seen.into_bytes(), stderr)
