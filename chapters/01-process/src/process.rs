@@ -150,7 +150,8 @@ fn exec(command: &[String]) -> anyhow::Error {
     // replace this process with it (`nix::unistd::execvp`, which searches
     // $PATH). execvp returns only when it failed: return a `CannotRun`
     // with status 127 when the errno says "not found" (ENOENT, ENOTDIR)
-    // and 126 for anything else, and a message naming the command.
+    // and 126 for anything else. The tests expect the message
+    // `format!("exec {}: {errno}", command[0])`.
     todo!("exec {command:?}")
 }
 // ANCHOR_END: exec

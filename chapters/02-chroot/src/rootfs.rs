@@ -37,10 +37,11 @@ pub fn resolve(image: &str) -> Result<PathBuf> {
     if image == "busybox" {
         return busybox_image();
     }
-    // TODO(ch2): IMAGE is a path. Fail with a one-line error naming the
-    // image when it does not exist or is not a directory (anyhow's
-    // `with_context` and `bail!`), and return it as an absolute path
-    // (`fs::canonicalize`): the child changes directory before using it.
+    // TODO(ch2): IMAGE is a path. Fail when it does not exist (the tests
+    // expect `fs::metadata(image)` with the context `image {image}`) or
+    // is not a directory (`bail!("image {image}: not a directory")`),
+    // then return it as an absolute path (`fs::canonicalize`): the child
+    // changes directory before it uses the path.
     todo!("resolve image {image}")
 }
 // ANCHOR_END: resolve

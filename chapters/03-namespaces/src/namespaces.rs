@@ -45,7 +45,8 @@ pub fn enter(hostname: &str) -> Result<()> {
     trace!("unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS)");
     // TODO(ch3): three steps, each with a context naming it:
     // 1. unshare the UTS, IPC and mount namespaces in one call;
-    // 2. set the hostname (`nix::unistd::sethostname`);
+    // 2. set the hostname (`nix::unistd::sethostname`; the tests expect
+    //    the context `format!("set hostname {hostname:?}")`);
     // 3. make every mount private, recursively, so that the /proc we
     //    mount later cannot propagate to the host: `nix::mount::mount`
     //    on "/" with `MsFlags::MS_REC | MsFlags::MS_PRIVATE` and no
