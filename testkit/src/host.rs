@@ -38,16 +38,17 @@ impl Host {
 pub fn process_is_gone(pid: i32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        match fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(stat)
-                if stat.rsplit_once(") ").map(|(_, s)| s.starts_with('Z'))
-                    == Some(true) =>
-            {
-                return true
-            }
-            Ok(_) => std::thread::sleep(Duration::from_millis(2)),
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return true;
+        };
+        // The state letter follows the command name, in parentheses.
+        if stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, s)| s.starts_with('Z'))
+        {
+            return true;
         }
+        std::thread::sleep(Duration::from_millis(2));
     }
     false
 }

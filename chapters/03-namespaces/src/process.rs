@@ -166,12 +166,21 @@ fn start(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
     if container.init {
         run_init(container, errors, signals);
     }
-    // The command starts with no signal blocked, as programs expect.
+    become_command(container, errors, signals)
+}
+// ANCHOR_END: start
+
+/// The last step of the child, or of the init's child: exec the command,
+/// with no signal blocked, as programs expect. Never returns.
+fn become_command(
+    container: &Container,
+    errors: OwnedFd,
+    signals: &SigSet,
+) -> ! {
     signals.thread_unblock().ok();
     trace!("execvp({:?})", container.command);
     report_and_exit(errors, exec(&container.command))
 }
-// ANCHOR_END: start
 
 // ANCHOR: enter_container
 /// In the child: the namespaces, then the root file system, then /proc
@@ -190,8 +199,8 @@ fn enter_container(container: &Container) -> Result<()> {
 /// in the namespace when its PID 1 exits.
 fn run_init(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
     trace!("fork() the command under init");
-    // TODO(ch3): fork. The child unblocks `signals` and execs the command
-    // as `start` does (report_and_exit(errors, exec(...))). The parent,
+    // TODO(ch3): fork. The child becomes the command, as in `start`
+    // (`become_command(container, errors, signals)`). The parent,
     // PID 1, drops `errors` (or the runtime would wait on the pipe
     // forever), runs `wait_for(child, signals)`, which forwards signals
     // and reaps every child, and exits with the status it returns.

@@ -166,12 +166,21 @@ fn start(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
     if container.init {
         run_init(container, errors, signals);
     }
-    // The command starts with no signal blocked, as programs expect.
+    become_command(container, errors, signals)
+}
+// ANCHOR_END: start
+
+/// The last step of the child, or of the init's child: exec the command,
+/// with no signal blocked, as programs expect. Never returns.
+fn become_command(
+    container: &Container,
+    errors: OwnedFd,
+    signals: &SigSet,
+) -> ! {
     signals.thread_unblock().ok();
     trace!("execvp({:?})", container.command);
     report_and_exit(errors, exec(&container.command))
 }
-// ANCHOR_END: start
 
 // ANCHOR: enter_container
 /// In the child: the namespaces, then the root file system, then /proc
@@ -196,11 +205,7 @@ fn run_init(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
             errors,
             anyhow::Error::new(err).context("fork the command under init"),
         ),
-        Ok(ForkResult::Child) => {
-            signals.thread_unblock().ok();
-            trace!("execvp({:?})", container.command);
-            report_and_exit(errors, exec(&container.command))
-        }
+        Ok(ForkResult::Child) => become_command(container, errors, signals),
         Ok(ForkResult::Parent { child }) => {
             // Our copy of the error pipe must close, or the runtime would
             // wait for it forever; the command keeps its own until exec.
