@@ -1,0 +1,72 @@
+//! Namespaces: what a process can see.
+//!
+//! A namespace gives the processes inside it their own copy of one kind
+//! of kernel resource. Here, three of them, and a fourth in passing:
+//!
+//! - PID: the container numbers its processes from 1 and sees no other.
+//! - UTS: the container has its own hostname.
+//! - IPC: the container has its own System V IPC objects (shared memory,
+//!   semaphores, message queues) and POSIX message queues.
+//! - mount: the container's own mount table. It starts as a copy of the
+//!   host's; `rootfs::enter` then replaces the copy, mount by mount.
+//!
+//! Syscalls: [unshare(2)](https://man7.org/linux/man-pages/man2/unshare.2.html),
+//! [sethostname(2)](https://man7.org/linux/man-pages/man2/sethostname.2.html),
+//! [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html); see
+//! [namespaces(7)](https://man7.org/linux/man-pages/man7/namespaces.7.html)
+//! and [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html).
+//!
+//! Simpler than a production runtime: no network, user or cgroup
+//! namespace yet (chapters 5 and 8), and the namespaces are created
+//! with unshare and fork rather than a single clone(2).
+
+use anyhow::{Context, Result};
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::unistd::sethostname;
+
+use crate::trace;
+
+// ANCHOR: unshare_pid
+/// In the runtime, before it forks: put the next child we fork in a new
+/// PID namespace, where it will be PID 1.
+///
+/// unshare(CLONE_NEWPID) does not move the caller, whose PID cannot
+/// change under it; it decides where the caller's children are born.
+pub fn unshare_pid() -> Result<()> {
+    trace!("unshare(CLONE_NEWPID)");
+    unshare(CloneFlags::CLONE_NEWPID).context("unshare(CLONE_NEWPID)")
+}
+// ANCHOR_END: unshare_pid
+
+// ANCHOR: enter
+/// In the child: leave the host's UTS, IPC and mount namespaces for new
+/// ones, and name the new UTS namespace `hostname`.
+pub fn enter(hostname: &str) -> Result<()> {
+    let flags = CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNS;
+    trace!("unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS)");
+    unshare(flags)
+        .context("unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS)")?;
+
+    trace!("sethostname({hostname})");
+    sethostname(hostname)
+        .with_context(|| format!("set hostname {hostname:?}"))?;
+
+    // A new mount namespace starts as a copy of the host's, and on most
+    // hosts `/` is a shared mount (systemd makes it so): a mount or an
+    // unmount made here would propagate back to the host. Make every
+    // mount private to us, before we mount or unmount anything.
+    trace!("mount(none, /, MS_REC | MS_PRIVATE)");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("make / private")?;
+    Ok(())
+}
+// ANCHOR_END: enter
