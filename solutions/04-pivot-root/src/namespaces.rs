@@ -1,7 +1,7 @@
 //! Namespaces: what a process can see.
 //!
 //! A namespace gives the processes inside it their own copy of one kind
-//! of kernel resource. Here, three of them, and a fourth in passing:
+//! of kernel resource. Here, four of them:
 //!
 //! - PID: the container numbers its processes from 1 and sees no other.
 //! - UTS: the container has its own hostname.

@@ -1,0 +1,182 @@
+//! Chapter 5: the user namespace, and root that is not root.
+//!
+//! `cargo test -p chapter5` runs these against your code; the solution
+//! runs the very same file. Containers run in the test kit's busybox root
+//! file system ([`testkit::rootfs`]), which has the project's `probe`.
+
+use std::fs;
+
+use testkit::{rootfs, tincan, Host, TempDir, Tincan};
+
+/// `run [OPTIONS] ROOTFS CMD...`, options given before the image.
+fn run_in_rootfs(options: &[&str], command: &[&str]) -> Tincan {
+    tincan!()
+        .arg("run")
+        .args(options)
+        .arg(rootfs())
+        .args(command)
+}
+
+/// The `Uid:` and `Gid:` lines of /proc/PID/status, as the host sees them.
+fn host_ids(pid: i32) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|line| line.starts_with("Uid:") || line.starts_with("Gid:"))
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Start `probe signals` with `options`, and return the ids the host
+/// sees its process under.
+fn ids_seen_by_the_host(options: &[&str]) -> String {
+    let mut running = run_in_rootfs(options, &["probe", "signals"]).spawn();
+    assert_eq!(running.read_line(), "ready\n");
+    let ids = host_ids(running.children()[0]);
+    running.signal(libc::SIGTERM);
+    running.wait().expect_status(100 + libc::SIGTERM);
+    ids
+}
+
+#[test]
+fn with_userns_the_command_is_root_inside() {
+    let _filters = testkit::snapshot_filters();
+    let script = "id; cat /proc/self/uid_map /proc/self/gid_map";
+    let run = run_in_rootfs(&["--userns"], &["sh", "-c", script]).run();
+    insta::assert_snapshot!("id_inside", run);
+}
+
+#[test]
+fn with_userns_the_host_sees_an_unprivileged_uid() {
+    assert_eq!(
+        ids_seen_by_the_host(&["--userns"]),
+        "Uid: 100000 100000 100000 100000\nGid: 100000 100000 100000 100000"
+    );
+}
+
+#[test]
+fn without_userns_nothing_changes() {
+    assert_eq!(
+        ids_seen_by_the_host(&[]),
+        "Uid: 0 0 0 0\nGid: 0 0 0 0",
+        "the container runs as the host's root"
+    );
+    let run = run_in_rootfs(&[], &["cat", "/proc/self/uid_map"]).run();
+    run.expect_status(0);
+    // The whole range, unchanged: the host's own user namespace.
+    let map: Vec<&str> = run.stdout.split_whitespace().collect();
+    assert_eq!(map, ["0", "0", "4294967295"]);
+}
+
+#[test]
+fn the_containers_root_cannot_write_the_hosts_files() {
+    // The image's files belong to a user of the host, whom the container
+    // cannot name: they show up as the overflow id, 65534.
+    let _filters = testkit::snapshot_filters();
+    let script = "stat -c '%u %g %n' /bin/busybox /etc; \
+                  touch /bin/new; echo data >> /etc/passwd";
+    let run = run_in_rootfs(&["--userns"], &["sh", "-c", script]).run();
+    insta::assert_snapshot!("host_files", run);
+    assert!(!rootfs().join("bin/new").exists());
+}
+
+#[test]
+fn the_containers_root_owns_its_own_namespaces() {
+    // Made after the user namespace, the others belong to it: its root
+    // may name its host, mount, and use its devices.
+    let _filters = testkit::snapshot_filters();
+    let before = Host::capture();
+    let script = "\
+        hostname inside && hostname
+        mount -t tmpfs scratch /tmp && touch /tmp/file && ls /tmp
+        echo gone > /dev/null && echo 'null: swallowed'
+        echo \"zero: $(head -c 4 /dev/zero | od -An -tx1)\"
+        ps -o pid,user,comm";
+    let run = run_in_rootfs(&["--userns"], &["sh", "-c", script]).run();
+    insta::assert_snapshot!("own_namespaces", run);
+    before.assert_unchanged();
+}
+
+#[test]
+fn init_works_in_a_user_namespace() {
+    let run =
+        run_in_rootfs(&["--userns", "--init"], &["probe", "orphan"]).run();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "the orphan was reaped\n");
+    let run = run_in_rootfs(&["--userns", "--init"], &["id", "-u"]).run();
+    assert_eq!(run.stdout, "0\n");
+}
+
+#[test]
+fn the_escape_fails_in_a_user_namespace_too() {
+    let host = TempDir::new();
+    let secret = host.path().join("secret");
+    fs::write(&secret, "the host's secret\n").unwrap();
+    let run = run_in_rootfs(&["--userns"], &["probe", "escape"])
+        .arg(&secret)
+        .run();
+    assert_eq!(run.status, 1, "{run}");
+    assert!(!run.stdout.contains("secret"), "escaped:\n{run}");
+}
+
+#[test]
+fn exit_statuses_and_signals_pass_through() {
+    let status =
+        |command: &[&str]| run_in_rootfs(&["--userns"], command).run().status;
+    assert_eq!(status(&["sh", "-c", "exit 3"]), 3);
+    assert_eq!(status(&["no-such-command"]), 127);
+    let mut running =
+        run_in_rootfs(&["--userns"], &["probe", "signals"]).spawn();
+    assert_eq!(running.read_line(), "ready\n");
+    running.signal(libc::SIGUSR1);
+    running.wait().expect_status(100 + libc::SIGUSR1);
+}
+
+#[test]
+fn a_failed_start_exits_125_and_leaves_no_mount() {
+    let _filters = testkit::snapshot_filters();
+    let image = TempDir::new();
+    fs::create_dir(image.path().join("proc")).unwrap();
+    fs::write(image.path().join("dev"), "not a directory").unwrap();
+    let before = Host::capture();
+    let run = tincan!()
+        .args(["run", "--userns"])
+        .arg(image.path())
+        .arg("true")
+        .run();
+    run.expect_status(125).error_line();
+    insta::assert_snapshot!("dev_is_a_file", run);
+    before.assert_unchanged();
+}
+
+#[test]
+fn killing_the_runtime_kills_the_container() {
+    let before = Host::capture();
+    let mut running =
+        run_in_rootfs(&["--userns"], &["probe", "signals"]).spawn();
+    assert_eq!(running.read_line(), "ready\n");
+    let container = running.children();
+    assert_eq!(container.len(), 1, "one child: the container's PID 1");
+    running.signal(libc::SIGKILL);
+    running.wait().expect_status(128 + libc::SIGKILL);
+    assert!(testkit::process_is_gone(container[0]));
+    before.assert_unchanged();
+}
+
+#[test]
+fn trace_shows_the_user_namespace_being_made() {
+    let run = tincan!()
+        .args(["--trace", "run", "--userns"])
+        .arg(rootfs())
+        .arg("true")
+        .run();
+    run.expect_status(0);
+    for step in [
+        "clone(CLONE_NEWUSER | CLONE_NEWPID | SIGCHLD)",
+        "setresuid(0, 0, 0)",
+        "pivot_root(., .)",
+    ] {
+        assert!(run.stderr.contains(step), "no {step} in:\n{run}");
+    }
+}
