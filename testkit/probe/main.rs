@@ -13,6 +13,10 @@
 //! - `probe signals`: print `ready`, then wait; on the first of HUP, INT,
 //!   QUIT, TERM, USR1 or USR2, print `caught signal` and exit 100 + its
 //!   number. Tests use it to see which signals reach the container.
+//! - `probe hog`: use memory, a MiB at a time, until something stops it
+//!   (chapter 6: the OOM killer); exit 1 if nothing has at 4 GiB.
+//! - `probe forks`: fork children that wait, until a fork fails, and say
+//!   how many it made (chapter 6: the pids limit).
 
 use std::os::raw::c_int;
 use std::os::unix::fs::chroot;
@@ -29,8 +33,11 @@ fn main() -> ExitCode {
         Some("exit-at-once") => Ok(()),
         Some("shm") if args.len() == 3 => shm(&args[2]),
         Some("signals") => signals(),
+        Some("hog") => hog(),
+        Some("forks") => forks(),
         _ => Err(io::Error::other(
-            "usage: probe escape FILE | orphan | shm KEY | signals",
+            "usage: probe escape FILE | orphan | shm KEY | signals | hog \
+             | forks",
         )),
     };
     match result {
@@ -115,6 +122,7 @@ extern "C" {
     fn shmget(key: c_int, size: usize, flags: c_int) -> c_int;
     fn signal(signum: c_int, handler: extern "C" fn(c_int)) -> usize;
     fn pause() -> c_int;
+    fn fork() -> c_int;
     fn write(fd: c_int, buf: *const u8, count: usize) -> isize;
     fn _exit(status: c_int) -> !;
 }
@@ -153,5 +161,37 @@ fn shm(key: &str) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     println!("created shared memory with key {key}");
+    Ok(())
+}
+
+/// Use memory until the kernel stops us. Each MiB is written to, so
+/// that it is really used, not only promised.
+fn hog() -> io::Result<()> {
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..4096 {
+        held.push(vec![1u8; 1 << 20]);
+    }
+    Err(io::Error::other(format!("still alive, holding {} MiB", held.len())))
+}
+
+/// Fork children that wait for the end of the container, until a fork
+/// fails; then say how many were made and why the next one was not.
+fn forks() -> io::Result<()> {
+    let mut made = 0;
+    let err = loop {
+        // SAFETY: the child only calls pause, which is async-signal-safe.
+        match unsafe { fork() } {
+            -1 => break io::Error::last_os_error(),
+            0 => loop {
+                // SAFETY: pause only waits.
+                unsafe { pause() };
+            },
+            _ => made += 1,
+        }
+        if made == 1000 {
+            return Err(io::Error::other("1000 forks, and no limit"));
+        }
+    };
+    println!("forked {made} processes, then: {err}");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The host's side of a test: what a container run must leave as it was.
 
 use std::fs;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What the tests compare before and after a run. Later chapters add to
@@ -65,4 +66,43 @@ pub fn shm_keys() -> Vec<String> {
 
 fn read(path: &str) -> String {
     fs::read_to_string(path).unwrap_or_else(|err| panic!("read {path}: {err}"))
+}
+
+/// Whether the host's cgroups are v2: /sys/fs/cgroup is a cgroup2 file
+/// system. Otherwise they are v1 (or hybrid, which is v1 for tincan).
+pub fn cgroup_v2() -> bool {
+    // SAFETY: statfs fills the struct we give it, from a C string.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    let path = c"/sys/fs/cgroup";
+    let rc = unsafe { libc::statfs(path.as_ptr(), &mut fs) };
+    assert_eq!(rc, 0, "statfs /sys/fs/cgroup");
+    fs.f_type == libc::CGROUP2_SUPER_MAGIC
+}
+
+/// The path of cgroup file `name` (`memory.max`, `pids.max`, ...) for the
+/// cgroup process `pid` is in, read from /proc/PID/cgroup. In v1, the
+/// controller is the part of the name before the dot.
+pub fn cgroup_file(pid: i32, name: &str) -> PathBuf {
+    let controller = name.split('.').next().unwrap();
+    let cgroups = read(&format!("/proc/{pid}/cgroup"));
+    for line in cgroups.lines() {
+        // hierarchy-id:controllers:path
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (
+            fields.next(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+        );
+        let path = path.trim_start_matches('/');
+        if cgroup_v2() && controllers.is_empty() {
+            return PathBuf::from("/sys/fs/cgroup").join(path).join(name);
+        }
+        if !cgroup_v2() && controllers.split(',').any(|c| c == controller) {
+            return PathBuf::from("/sys/fs/cgroup")
+                .join(controller)
+                .join(path)
+                .join(name);
+        }
+    }
+    panic!("no {controller} cgroup for {pid} in:\n{cgroups}")
 }

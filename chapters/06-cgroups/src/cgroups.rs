@@ -1,0 +1,450 @@
+//! cgroups: what a container may use.
+//!
+//! Namespaces limit what a process can see; control groups limit what it
+//! can use. A cgroup is a directory in a file system the kernel provides
+//! (under /sys/fs/cgroup): make a directory, write limits into its files,
+//! write a process id into its `cgroup.procs`, and that process and every
+//! child it makes from then on are held to the limits. Remove the
+//! directory (rmdir, once it holds no process) and the cgroup is gone.
+//!
+//! Linux has two versions, and a machine has one of three layouts:
+//!
+//! - v2, the unified hierarchy: one tree at /sys/fs/cgroup, every
+//!   controller in it. A container's cgroup is one directory,
+//!   /sys/fs/cgroup/tincan/ID, with `memory.max`, `pids.max` and
+//!   `cpu.max` side by side. Most distributions today.
+//! - v1: one tree per controller, /sys/fs/cgroup/memory,
+//!   /sys/fs/cgroup/pids, /sys/fs/cgroup/cpu, ...; a container's cgroup
+//!   is a directory tincan/ID in each, with `memory.limit_in_bytes`,
+//!   `pids.max`, `cpu.cfs_quota_us`.
+//! - hybrid: v1 trees for the controllers, and an empty v2 tree at
+//!   /sys/fs/cgroup/unified. For us, that is v1.
+//!
+//! Which one this machine has is read at run time from the type of the
+//! file system mounted on /sys/fs/cgroup, as runc does.
+//!
+//! tincan touches nothing but its own directory, `tincan`, in each tree.
+//!
+//! Files: [cgroups(7)](https://man7.org/linux/man-pages/man7/cgroups.7.html),
+//! the kernel's
+//! [cgroup-v2.rst](https://docs.kernel.org/admin-guide/cgroup-v2.html)
+//! and [cgroup-v1/](https://docs.kernel.org/admin-guide/cgroup-v1/).
+//!
+//! Simpler than a production runtime: three controllers (memory, pids,
+//! cpu) and a limit each, no systemd driver (runc can ask systemd to make
+//! the cgroup), and a container's own cgroup file system is not mounted
+//! in it.
+
+use std::fs::{self, File};
+use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+use nix::unistd::{dup2, fork, pipe2, setsid, ForkResult, Pid};
+
+use crate::trace;
+
+/// Where every cgroup file system is mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The directory of tincan's own cgroups, in each tree.
+const OWN_DIR: &str = "tincan";
+
+/// The CPU time a container may use, in microseconds per period: with
+/// `--cpus 0.5`, 50 000 of every 100 000, as Docker does it.
+const CPU_PERIOD_US: u64 = 100_000;
+
+// ANCHOR: limits
+/// The limits asked for on the command line; `None` is no limit.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// `--memory`: bytes of memory.
+    pub memory: Option<u64>,
+    /// `--pids-limit`: processes (and threads) at once.
+    pub pids: Option<u64>,
+    /// `--cpus`: CPU time, in microseconds per [`CPU_PERIOD_US`].
+    pub cpu_quota: Option<u64>,
+}
+// ANCHOR_END: limits
+
+// ANCHOR: parse
+/// Parse a `--memory` value as Docker does: a number of bytes, or a
+/// number with a unit, b, k, m or g (powers of 1024): `64m`, `1g`.
+pub fn parse_memory(value: &str) -> Result<u64, String> {
+    let lower = value.to_ascii_lowercase();
+    let (number, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => lower.split_at(at),
+        None => (lower.as_str(), ""),
+    };
+    let scale: u64 = match unit {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => return Err("expected bytes, or a number with k, m or g".into()),
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or("expected bytes, or a number with k, m or g")?;
+    if bytes == 0 {
+        return Err("a memory limit must be more than 0".into());
+    }
+    Ok(bytes)
+}
+
+/// Parse a `--cpus` value, a number of CPUs such as `0.5` or `2`, into
+/// microseconds of CPU time per period.
+pub fn parse_cpus(value: &str) -> Result<u64, String> {
+    let cpus: f64 = value
+        .parse()
+        .map_err(|_| "expected a number of CPUs, such as 0.5")?;
+    // "NaN" and "inf" parse as numbers too.
+    if !cpus.is_finite() || cpus < 0.01 {
+        return Err("expected a number of CPUs, 0.01 or more".into());
+    }
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus > online as f64 {
+        return Err(format!("this machine has only {online} CPUs"));
+    }
+    Ok((cpus * CPU_PERIOD_US as f64).round() as u64)
+}
+
+/// Parse a `--pids-limit` value: at least one process, the command.
+pub fn parse_pids(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(pids) if pids > 0 => Ok(pids),
+        _ => Err("expected a number of processes, 1 or more".into()),
+    }
+}
+// ANCHOR_END: parse
+
+/// The two versions of the cgroup interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+// ANCHOR: detect
+/// Which cgroup interface this machine uses: v2 if /sys/fs/cgroup is a
+/// cgroup2 file system, v1 (alone, or in a hybrid layout) otherwise.
+pub fn detect() -> Result<Version> {
+    let fs =
+        statfs(CGROUP_ROOT).with_context(|| format!("statfs {CGROUP_ROOT}"))?;
+    Ok(if fs.filesystem_type() == CGROUP2_SUPER_MAGIC {
+        Version::V2
+    } else {
+        Version::V1
+    })
+}
+// ANCHOR_END: detect
+
+/// A container's cgroup: one directory in v2, one per controller in v1.
+/// Dropping it removes the directories, in the process that made them.
+pub struct Cgroup {
+    version: Version,
+    /// The container's directories, each `.../tincan/ID`.
+    dirs: Vec<PathBuf>,
+    /// The process that made the cgroup, and is to remove it: a forked
+    /// copy of this value must not.
+    owner: u32,
+    /// Held open by the runtime; the watchdog removes the cgroup when it
+    /// closes, which it does however the runtime ends.
+    _watchdog: Option<OwnedFd>,
+}
+
+/// The controllers tincan uses; in v1, the name of each one's tree.
+const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+
+impl Cgroup {
+    // ANCHOR: create
+    /// Make the cgroup of container `id` and write its limits into it.
+    /// On failure, nothing is left behind.
+    pub fn create(id: &str, limits: &Limits) -> Result<Cgroup> {
+        let version = detect()?;
+        let dirs = match version {
+            Version::V2 => vec![Path::new(CGROUP_ROOT).join(OWN_DIR).join(id)],
+            Version::V1 => CONTROLLERS
+                .iter()
+                .map(|c| Path::new(CGROUP_ROOT).join(c).join(OWN_DIR).join(id))
+                .collect(),
+        };
+        let mut cgroup = Cgroup {
+            version,
+            dirs,
+            owner: std::process::id(),
+            _watchdog: None,
+        };
+        // First the watchdog, then the directories: from here on, an
+        // error drops `cgroup`, and the runtime's death wakes the
+        // watchdog; either removes what was made.
+        cgroup._watchdog = Some(cgroup.watchdog()?);
+        for dir in &cgroup.dirs {
+            make_dir(version, dir)?;
+        }
+        cgroup.set_limits(limits)?;
+        Ok(cgroup)
+    }
+    // ANCHOR_END: create
+
+    // ANCHOR: set_limits
+    /// Write the limits into the cgroup's files, in each version's words.
+    fn set_limits(&self, limits: &Limits) -> Result<()> {
+        match self.version {
+            Version::V2 => {
+                if let Some(bytes) = limits.memory {
+                    self.write("memory", "memory.max", bytes)?;
+                    // Or the container would swap instead of being
+                    // stopped, where the host has swap.
+                    self.write_if_there("memory", "memory.swap.max", 0)?;
+                }
+                if let Some(pids) = limits.pids {
+                    self.write("pids", "pids.max", pids)?;
+                }
+                if let Some(quota) = limits.cpu_quota {
+                    let max = format!("{quota} {CPU_PERIOD_US}");
+                    self.write("cpu", "cpu.max", max)?;
+                }
+            }
+            Version::V1 => {
+                if let Some(bytes) = limits.memory {
+                    self.write("memory", "memory.limit_in_bytes", bytes)?;
+                    // Memory plus swap: the same, so no swap at all. It
+                    // can only be set once the memory limit is.
+                    let memsw = "memory.memsw.limit_in_bytes";
+                    self.write_if_there("memory", memsw, bytes)?;
+                }
+                if let Some(pids) = limits.pids {
+                    self.write("pids", "pids.max", pids)?;
+                }
+                if let Some(quota) = limits.cpu_quota {
+                    self.write("cpu", "cpu.cfs_period_us", CPU_PERIOD_US)?;
+                    self.write("cpu", "cpu.cfs_quota_us", quota)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    // ANCHOR_END: set_limits
+
+    // ANCHOR: add
+    /// Move process `pid` into the cgroup. Its children, made from then
+    /// on, are born in it.
+    pub fn add(&self, pid: Pid) -> Result<()> {
+        for dir in &self.dirs {
+            let procs = dir.join("cgroup.procs");
+            trace!("write {}: {pid}", procs.display());
+            fs::write(&procs, pid.to_string())
+                .with_context(|| format!("write {}", procs.display()))?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: add
+
+    // ANCHOR: oom_killed
+    /// How many processes of the cgroup the kernel's OOM killer killed.
+    /// (`oom` counts the times the limit was hit, `oom_kill` the kills.)
+    pub fn oom_kills(&self) -> u64 {
+        let file = match self.version {
+            Version::V2 => "memory.events",
+            Version::V1 => "memory.oom_control",
+        };
+        let Some(dir) = self.dir("memory") else {
+            return 0;
+        };
+        let text = fs::read_to_string(dir.join(file)).unwrap_or_default();
+        text.lines()
+            .find_map(|line| line.strip_prefix("oom_kill "))
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or(0)
+    }
+    // ANCHOR_END: oom_killed
+
+    /// The container's directory for `controller` (in v2, the one
+    /// directory).
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        match self.version {
+            Version::V2 => self.dirs.first(),
+            Version::V1 => {
+                let at = CONTROLLERS.iter().position(|c| *c == controller)?;
+                self.dirs.get(at)
+            }
+        }
+        .map(PathBuf::as_path)
+    }
+
+    fn write(
+        &self,
+        controller: &str,
+        file: &str,
+        value: impl ToString,
+    ) -> Result<()> {
+        let path = self.dir(controller).unwrap().join(file);
+        let value = value.to_string();
+        trace!("write {}: {value}", path.display());
+        fs::write(&path, &value)
+            .with_context(|| format!("write {value} to {}", path.display()))
+    }
+
+    /// Write a file that not every kernel has (swap accounting can be
+    /// turned off).
+    fn write_if_there(
+        &self,
+        controller: &str,
+        file: &str,
+        value: impl ToString,
+    ) -> Result<()> {
+        match self.dir(controller) {
+            Some(dir) if dir.join(file).exists() => {
+                self.write(controller, file, value)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    // ANCHOR: watchdog
+    /// Start a process that removes the cgroup once the runtime is gone,
+    /// even killed with SIGKILL, when it cannot clean up itself. It waits
+    /// for the end of a pipe whose other end only the runtime holds:
+    /// end of file means the runtime has exited, one way or another.
+    fn watchdog(&self) -> Result<OwnedFd> {
+        let (read, write) =
+            pipe2(OFlag::O_CLOEXEC).context("create the watchdog's pipe")?;
+        trace!("fork() a watchdog for the cgroup");
+        // SAFETY: the runtime is single-threaded, as in process::run.
+        match unsafe { fork() }.context("fork the cgroup's watchdog")? {
+            ForkResult::Parent { child } => {
+                // The watchdog forks again and its first process exits:
+                // collect it. The second is nobody's child of ours.
+                nix::sys::wait::waitpid(child, None).ok();
+                Ok(write)
+            }
+            ForkResult::Child => {
+                drop(write);
+                // SAFETY: as above; the child is still single-threaded.
+                if let Ok(ForkResult::Child) = unsafe { fork() } {
+                    self.watch(read);
+                }
+                // SAFETY: _exit skips the runtime's cleanup, not ours.
+                unsafe { libc::_exit(0) }
+            }
+        }
+    }
+
+    /// The watchdog's life: out of the terminal's reach, with nothing
+    /// open but the pipe, wait for its end, remove the cgroup, exit.
+    fn watch(&self, pipe: OwnedFd) -> ! {
+        // A session of its own: Ctrl-C at the terminal is not for us.
+        setsid().ok();
+        if let Ok(null) =
+            File::options().read(true).write(true).open("/dev/null")
+        {
+            for fd in 0..3 {
+                dup2(null.as_raw_fd(), fd).ok();
+            }
+        }
+        // Nothing is ever written: this returns at the end of file.
+        std::io::copy(&mut File::from(pipe), &mut std::io::sink()).ok();
+        self.remove();
+        // SAFETY: as in `watchdog`.
+        unsafe { libc::_exit(0) }
+    }
+    // ANCHOR_END: watchdog
+
+    // ANCHOR: remove
+    /// Remove the container's directories, then tincan's own if that
+    /// leaves it empty. A cgroup can be removed once no process is in
+    /// it; the container's last ones may take a moment to go, so an
+    /// EBUSY is tried again, for a while.
+    fn remove(&self) {
+        for dir in &self.dirs {
+            trace!("rmdir {}", dir.display());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match fs::remove_dir(dir) {
+                    Err(err)
+                        if err.raw_os_error() == Some(libc::EBUSY)
+                            && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Ok(()) => break,
+                    Err(err) if err.kind() == ErrorKind::NotFound => break,
+                    Err(err) => {
+                        eprintln!("tincan: remove {}: {err}", dir.display());
+                        break;
+                    }
+                }
+            }
+            // tincan's own directory goes when it holds no container
+            // any more; another run may be using it (ENOTEMPTY, EBUSY).
+            if let Some(own) = dir.parent() {
+                fs::remove_dir(own).ok();
+            }
+        }
+    }
+    // ANCHOR_END: remove
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if std::process::id() == self.owner {
+            self.remove();
+        }
+    }
+}
+
+// ANCHOR: make_dir
+/// Make a container's cgroup directory, and tincan's own above it. In
+/// v2, a controller works in a cgroup only if its parent enables it for
+/// its children, in `cgroup.subtree_control`: tincan's directory
+/// enables the three for the containers. (Its own parent, the root,
+/// must have them enabled too; systemd does that at boot.)
+fn make_dir(version: Version, dir: &Path) -> Result<()> {
+    let own = dir.parent().expect("a cgroup directory has a parent");
+    // Another run may remove tincan's directory, empty, between our two
+    // mkdirs: then make it again.
+    for _ in 0..10 {
+        fs::create_dir_all(own)
+            .with_context(|| format!("create {}", own.display()))?;
+        if version == Version::V2 {
+            enable_controllers(own)?;
+        }
+        trace!("mkdir {}", dir.display());
+        match fs::create_dir(dir) {
+            Err(err) if err.kind() == ErrorKind::NotFound => continue,
+            made => {
+                return made
+                    .with_context(|| format!("create {}", dir.display()))
+            }
+        }
+    }
+    bail!("create {}: its parent keeps disappearing", dir.display())
+}
+
+/// In v2, let the children of `own` use the controllers tincan needs.
+fn enable_controllers(own: &Path) -> Result<()> {
+    let available = own.join("cgroup.controllers");
+    let available = fs::read_to_string(&available)
+        .with_context(|| format!("read {}", available.display()))?;
+    for controller in CONTROLLERS {
+        if !available.split_whitespace().any(|c| c == controller) {
+            bail!(
+                "cgroup controller {controller} is not enabled for {} \
+                 (add it to {CGROUP_ROOT}/cgroup.subtree_control)",
+                own.display()
+            );
+        }
+    }
+    let control = own.join("cgroup.subtree_control");
+    trace!("write {}: +memory +pids +cpu", control.display());
+    fs::write(&control, "+memory +pids +cpu")
+        .with_context(|| format!("write {}", control.display()))
+}
+// ANCHOR_END: make_dir

@@ -1,0 +1,176 @@
+//! Namespaces: what a process can see.
+//!
+//! A namespace gives the processes inside it their own copy of one kind
+//! of kernel resource. Here, six of them:
+//!
+//! - PID: the container numbers its processes from 1 and sees no other.
+//! - UTS: the container has its own hostname.
+//! - IPC: the container has its own System V IPC objects (shared memory,
+//!   semaphores, message queues) and POSIX message queues.
+//! - mount: the container's own mount table. It starts as a copy of the
+//!   host's; `rootfs::enter` then replaces the copy, mount by mount.
+//! - user, with `--userns`: the container's own user and group ids. Its
+//!   root, uid 0, is an unprivileged uid of the host, and its
+//!   capabilities work only on what its user namespace owns: the other
+//!   namespaces, made after it, but not the host's files.
+//!
+//! Syscalls: [clone(2)](https://man7.org/linux/man-pages/man2/clone.2.html),
+//! [unshare(2)](https://man7.org/linux/man-pages/man2/unshare.2.html),
+//! [sethostname(2)](https://man7.org/linux/man-pages/man2/sethostname.2.html),
+//! [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html); see
+//! [namespaces(7)](https://man7.org/linux/man-pages/man7/namespaces.7.html)
+//! [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)
+//! and [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html).
+//!
+//! - cgroup: the container's view of the cgroup tree, rooted at its own
+//!   cgroup (see `cgroups.rs`).
+//!
+//! Simpler than a production runtime: no network namespace yet
+//! (chapter 8 adds it), one fixed range of host ids for every
+//! container, and the rest of the namespaces are unshared by the child
+//! rather than all made by the one clone(2).
+
+use std::fs;
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::unistd::{
+    setgroups, sethostname, setresgid, setresuid, ForkResult, Gid, Pid, Uid,
+};
+
+use crate::trace;
+
+// ANCHOR: clone
+/// In the runtime: fork the container's process into a new PID namespace,
+/// where it is PID 1, and with `userns`, into a new user namespace too.
+///
+/// This is clone(2) used as fork(2) is: no new stack, the child runs on
+/// a copy of ours and returns here a second time. Chapter 3 unshared the
+/// PID namespace in the runtime and then forked; that cannot work for a
+/// user namespace, which the runtime would have to join itself (and lose
+/// its power over the host). In one clone, the kernel makes the user
+/// namespace first, so it owns the PID namespace made with it, and every
+/// namespace the child makes later: the child's root may then mount
+/// /proc for its PID namespace, set its hostname, and so on.
+///
+/// # Safety
+///
+/// As for fork: the caller must be single-threaded.
+pub unsafe fn clone_child(userns: bool) -> Result<ForkResult> {
+    let mut flags = CloneFlags::CLONE_NEWPID;
+    if userns {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+    trace!("clone({} | SIGCHLD)", names.join(" | "));
+    // SAFETY: with no stack given (0), clone behaves as fork: the child
+    // gets a copy of the caller's memory and stack. SIGCHLD is the
+    // signal the parent gets when the child exits, as after fork. The
+    // caller promises there is no other thread.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
+    match Errno::result(pid).context("clone the container process")? {
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
+    }
+}
+// ANCHOR_END: clone
+
+/// With `--userns`, the container's ids 0 to 65535 are the host's ids
+/// from here on: its root is uid 100000 on the host, a user with no
+/// rights over anything of the host's.
+///
+/// Docker and Podman read the range from /etc/subuid and /etc/subgid;
+/// here it is fixed.
+const HOST_ID_BASE: u32 = 100_000;
+const ID_COUNT: u32 = 65_536;
+
+// ANCHOR: write_id_maps
+/// In the runtime, while the child waits: map the ids of the child's new
+/// user namespace to the host's.
+///
+/// Each map can be written once, by a process with CAP_SETUID (or
+/// CAP_SETGID) over the parent namespace: the runtime, not the child.
+/// `setgroups` comes before `gid_map`: once a gid map exists, whether
+/// the namespace may call setgroups(2) is fixed. A runtime that is not
+/// root must write `deny` (dropping a group could open a file that
+/// group is denied); we are root, and allow it.
+pub fn write_id_maps(child: Pid) -> Result<()> {
+    let map = format!("0 {HOST_ID_BASE} {ID_COUNT}\n");
+    for (file, text) in [
+        ("setgroups", "allow\n"),
+        ("uid_map", map.as_str()),
+        ("gid_map", map.as_str()),
+    ] {
+        let path = format!("/proc/{child}/{file}");
+        trace!("write {path}: {}", text.trim_end());
+        fs::write(&path, text).with_context(|| format!("write {path}"))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: write_id_maps
+
+// ANCHOR: become_root
+/// In the child, once its ids are mapped: become the namespace's root.
+/// The child was born with every capability in its user namespace but
+/// with the host's root's ids, which mean nothing there (`id` would say
+/// 65534, the overflow id); now they are 0, which the host sees as
+/// [`HOST_ID_BASE`]. The host's supplementary groups go too.
+pub fn become_root() -> Result<()> {
+    let root_gid = Gid::from_raw(0);
+    let root_uid = Uid::from_raw(0);
+    trace!("setgroups([]), setresgid(0, 0, 0), setresuid(0, 0, 0)");
+    setgroups(&[]).context("setgroups([])")?;
+    setresgid(root_gid, root_gid, root_gid).context("setresgid(0)")?;
+    setresuid(root_uid, root_uid, root_uid).context("setresuid(0)")?;
+    Ok(())
+}
+// ANCHOR_END: become_root
+
+// ANCHOR: enter
+/// In the child: leave the host's UTS, IPC, mount and cgroup namespaces
+/// for new ones, and name the new UTS namespace `hostname`.
+pub fn enter(hostname: &str) -> Result<()> {
+    // The cgroup namespace last: the child is in its cgroup by now, and
+    // that cgroup becomes the root, `/`, of the tree it can see.
+    let flags = CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWCGROUP;
+    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+    let call = format!("unshare({})", names.join(" | "));
+    trace!("{call}");
+    unshare(flags).context(call)?;
+
+    trace!("sethostname({hostname})");
+    sethostname(hostname)
+        .with_context(|| format!("set hostname {hostname:?}"))?;
+
+    // A new mount namespace starts as a copy of the host's, and on most
+    // hosts `/` is a shared mount (systemd makes it so): a mount or an
+    // unmount made here would propagate back to the host. Make every
+    // mount private to us, before we mount or unmount anything.
+    trace!("mount(none, /, MS_REC | MS_PRIVATE)");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("make / private")?;
+    Ok(())
+}
+// ANCHOR_END: enter
