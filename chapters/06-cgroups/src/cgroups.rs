@@ -39,7 +39,6 @@ use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
@@ -237,13 +236,9 @@ impl Cgroup {
     /// Move process `pid` into the cgroup. Its children, made from then
     /// on, are born in it.
     pub fn add(&self, pid: Pid) -> Result<()> {
-        for dir in &self.dirs {
-            let procs = dir.join("cgroup.procs");
-            trace!("write {}: {pid}", procs.display());
-            fs::write(&procs, pid.to_string())
-                .with_context(|| format!("write {}", procs.display()))?;
-        }
-        Ok(())
+        // TODO(ch6): write `pid` into `cgroup.procs` in each of
+        // `self.dirs`, with a context naming the file.
+        todo!("add {pid} to the cgroup")
     }
     // ANCHOR_END: add
 
@@ -251,18 +246,11 @@ impl Cgroup {
     /// How many processes of the cgroup the kernel's OOM killer killed.
     /// (`oom` counts the times the limit was hit, `oom_kill` the kills.)
     pub fn oom_kills(&self) -> u64 {
-        let file = match self.version {
-            Version::V2 => "memory.events",
-            Version::V1 => "memory.oom_control",
-        };
-        let Some(dir) = self.dir("memory") else {
-            return 0;
-        };
-        let text = fs::read_to_string(dir.join(file)).unwrap_or_default();
-        text.lines()
-            .find_map(|line| line.strip_prefix("oom_kill "))
-            .and_then(|count| count.trim().parse().ok())
-            .unwrap_or(0)
+        // TODO(ch6): read the memory controller's directory
+        // (`self.dir("memory")`; none: 0) file `memory.events` (V2) or
+        // `memory.oom_control` (V1), and return the number on its line
+        // `oom_kill N`; 0 if there is no such line or file.
+        todo!("count the OOM kills")
     }
     // ANCHOR_END: oom_killed
 
@@ -363,31 +351,14 @@ impl Cgroup {
     /// it; the container's last ones may take a moment to go, so an
     /// EBUSY is tried again, for a while.
     fn remove(&self) {
-        for dir in &self.dirs {
-            trace!("rmdir {}", dir.display());
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match fs::remove_dir(dir) {
-                    Err(err)
-                        if err.raw_os_error() == Some(libc::EBUSY)
-                            && Instant::now() < deadline =>
-                    {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Ok(()) => break,
-                    Err(err) if err.kind() == ErrorKind::NotFound => break,
-                    Err(err) => {
-                        eprintln!("tincan: remove {}: {err}", dir.display());
-                        break;
-                    }
-                }
-            }
-            // tincan's own directory goes when it holds no container
-            // any more; another run may be using it (ENOTEMPTY, EBUSY).
-            if let Some(own) = dir.parent() {
-                fs::remove_dir(own).ok();
-            }
-        }
+        // TODO(ch6): for each of `self.dirs`: `fs::remove_dir` it; while
+        // that fails with EBUSY (`err.raw_os_error() == Some(libc::EBUSY)`:
+        // the last processes are still leaving), sleep a millisecond and
+        // try again, for 10 seconds at most. NotFound is fine (already
+        // removed); print any other error on stderr. Then try to remove
+        // its parent, tincan's own directory, ignoring any error: another
+        // container may be in it.
+        todo!("remove the cgroup")
     }
     // ANCHOR_END: remove
 }
