@@ -2,7 +2,8 @@
 # Remove whatever tincan left on this host: anything mounted under its
 # state directory, its build directory (the tests' root file system) or
 # the tests' scratch directory; then the state directory itself (images,
-# containers) and the scratch directory. Safe to run at any time when no
+# containers) and the scratch directory; then tincan's own cgroups (a
+# cgroup with a process in it stays). Safe to run at any time when no
 # container is running.
 set -euo pipefail
 
@@ -27,4 +28,9 @@ for dir in "$state" "$scratch"; do
     echo "cleanup: remove $dir"
     rm -rf --one-file-system "$dir"
 done
+# tincan's own directory in each cgroup tree, v1 or v2, deepest first.
+find /sys/fs/cgroup -depth -type d -path '*/tincan*' 2>/dev/null |
+    while read -r cgroup; do
+        rmdir "$cgroup" 2>/dev/null && echo "cleanup: remove cgroup $cgroup"
+    done
 echo "cleanup: done"

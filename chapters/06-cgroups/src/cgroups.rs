@@ -39,6 +39,7 @@ use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
@@ -74,27 +75,12 @@ pub struct Limits {
 /// Parse a `--memory` value as Docker does: a number of bytes, or a
 /// number with a unit, b, k, m or g (powers of 1024): `64m`, `1g`.
 pub fn parse_memory(value: &str) -> Result<u64, String> {
-    let lower = value.to_ascii_lowercase();
-    let (number, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => lower.split_at(at),
-        None => (lower.as_str(), ""),
-    };
-    let scale: u64 = match unit {
-        "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        _ => return Err("expected bytes, or a number with k, m or g".into()),
-    };
-    let bytes = number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or("expected bytes, or a number with k, m or g")?;
-    if bytes == 0 {
-        return Err("a memory limit must be more than 0".into());
-    }
-    Ok(bytes)
+    // TODO(ch6): split `value` where its digits end; the rest, in any
+    // case, is the unit: none or "b" (bytes), "k" or "kb" (1024), "m" or
+    // "mb" (1024 * 1024), "g" or "gb". Multiply without overflow
+    // (`checked_mul`). Anything else, and 0, is an Err with a message
+    // saying what is expected: clap prints it with the value.
+    todo!("parse {value:?} as bytes")
 }
 
 /// Parse a `--cpus` value, a number of CPUs such as `0.5` or `2`, into
@@ -351,14 +337,31 @@ impl Cgroup {
     /// it; the container's last ones may take a moment to go, so an
     /// EBUSY is tried again, for a while.
     fn remove(&self) {
-        // TODO(ch6): for each of `self.dirs`: `fs::remove_dir` it; while
-        // that fails with EBUSY (`err.raw_os_error() == Some(libc::EBUSY)`:
-        // the last processes are still leaving), sleep a millisecond and
-        // try again, for 10 seconds at most. NotFound is fine (already
-        // removed); print any other error on stderr. Then try to remove
-        // its parent, tincan's own directory, ignoring any error: another
-        // container may be in it.
-        todo!("remove the cgroup")
+        for dir in &self.dirs {
+            trace!("rmdir {}", dir.display());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match fs::remove_dir(dir) {
+                    Err(err)
+                        if err.raw_os_error() == Some(libc::EBUSY)
+                            && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Ok(()) => break,
+                    Err(err) if err.kind() == ErrorKind::NotFound => break,
+                    Err(err) => {
+                        eprintln!("tincan: remove {}: {err}", dir.display());
+                        break;
+                    }
+                }
+            }
+            // tincan's own directory goes when it holds no container
+            // any more; another run may be using it (ENOTEMPTY, EBUSY).
+            if let Some(own) = dir.parent() {
+                fs::remove_dir(own).ok();
+            }
+        }
     }
     // ANCHOR_END: remove
 }
