@@ -18,7 +18,7 @@
 //! [unshare(2)](https://man7.org/linux/man-pages/man2/unshare.2.html),
 //! [sethostname(2)](https://man7.org/linux/man-pages/man2/sethostname.2.html),
 //! [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html); see
-//! [namespaces(7)](https://man7.org/linux/man-pages/man7/namespaces.7.html)
+//! [namespaces(7)](https://man7.org/linux/man-pages/man7/namespaces.7.html),
 //! [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)
 //! and [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html).
 //!

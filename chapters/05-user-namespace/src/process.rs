@@ -7,6 +7,11 @@
 //! namespaces and the image's root file system, and starts from a clean
 //! environment before it execs.
 //!
+//! The child is made with clone(2) rather than fork, so that it can be
+//! born in a new user namespace, and it first waits on a "go" pipe: some
+//! of its set-up can only be done from outside, by the runtime, once the
+//! child exists (its uid and gid maps; in chapter 6, its cgroup).
+//!
 //! PID 1 has duties no other process has: orphans are reparented to it,
 //! and it must reap them when they exit or they stay zombies; and the
 //! kernel does not deliver it a signal it has no handler for, so a plain
@@ -16,6 +21,7 @@
 //! loop the runtime itself runs.
 //!
 //! Syscalls: [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html),
+//! [clone(2)](https://man7.org/linux/man-pages/man2/clone.2.html),
 //! [execvp(3)](https://man7.org/linux/man-pages/man3/execvp.3.html),
 //! [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html),
 //! [pipe2(2)](https://man7.org/linux/man-pages/man2/pipe2.2.html),

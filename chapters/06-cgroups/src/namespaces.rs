@@ -13,17 +13,16 @@
 //!   root, uid 0, is an unprivileged uid of the host, and its
 //!   capabilities work only on what its user namespace owns: the other
 //!   namespaces, made after it, but not the host's files.
+//! - cgroup: the container's view of the cgroup tree, rooted at its own
+//!   cgroup (see `cgroups.rs`).
 //!
 //! Syscalls: [clone(2)](https://man7.org/linux/man-pages/man2/clone.2.html),
 //! [unshare(2)](https://man7.org/linux/man-pages/man2/unshare.2.html),
 //! [sethostname(2)](https://man7.org/linux/man-pages/man2/sethostname.2.html),
 //! [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html); see
-//! [namespaces(7)](https://man7.org/linux/man-pages/man7/namespaces.7.html)
+//! [namespaces(7)](https://man7.org/linux/man-pages/man7/namespaces.7.html),
 //! [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)
 //! and [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html).
-//!
-//! - cgroup: the container's view of the cgroup tree, rooted at its own
-//!   cgroup (see `cgroups.rs`).
 //!
 //! Simpler than a production runtime: no network namespace yet
 //! (chapter 8 adds it), one fixed range of host ids for every
