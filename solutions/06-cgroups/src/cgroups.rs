@@ -279,6 +279,7 @@ impl Cgroup {
         .map(PathBuf::as_path)
     }
 
+    /// Write `value` into file `file` of the cgroup of `controller`.
     fn write(
         &self,
         controller: &str,
@@ -377,7 +378,8 @@ impl Cgroup {
                     Ok(()) => break,
                     Err(err) if err.kind() == ErrorKind::NotFound => break,
                     Err(err) => {
-                        eprintln!("tincan: remove {}: {err}", dir.display());
+                        let name = crate::program_name();
+                        eprintln!("{name}: remove {}: {err}", dir.display());
                         break;
                     }
                 }
