@@ -51,8 +51,11 @@ fn the_devices_exist_and_work() {
         echo \"zero: $(head -c 4 /dev/zero | od -An -tx1)\"
         echo \"urandom: $(head -c 16 /dev/urandom | wc -c) bytes\"
         echo full > /dev/full || echo 'full: write failed'
-        ls /dev/pts /dev/shm /dev/mqueue >/dev/null && echo 'pts shm mqueue: there'
-        for link in fd stdin ptmx; do echo \"$link -> $(readlink $link)\"; done";
+        ls /dev/pts /dev/shm /dev/mqueue >/dev/null \
+            && echo 'pts shm mqueue: there'
+        for link in fd stdin ptmx; do
+            echo \"$link -> $(readlink $link)\"
+        done";
     let run = run_in_rootfs(&[], &["sh", "-c", script]).run();
     insta::assert_snapshot!("devices", run);
 }

@@ -65,6 +65,15 @@ fn while_running(options: &[&str], check: impl FnOnce(i32)) {
     assert_removed(&cgroups_made(&run.stderr));
 }
 
+/// The file that holds the memory limit: its name in v2, or in v1.
+fn memory_limit_file() -> &'static str {
+    if cgroup_v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    }
+}
+
 fn read(path: &Path) -> String {
     fs::read_to_string(path)
         .unwrap_or_else(|err| panic!("read {}: {err}", path.display()))
@@ -75,12 +84,7 @@ fn read(path: &Path) -> String {
 #[test]
 fn the_memory_limit_is_written_to_the_containers_cgroup() {
     while_running(&["--memory", "64m"], |pid| {
-        let file = if cgroup_v2() {
-            "memory.max"
-        } else {
-            "memory.limit_in_bytes"
-        };
-        let path = cgroup_file(pid, file);
+        let path = cgroup_file(pid, memory_limit_file());
         assert!(path.to_string_lossy().contains("/tincan/"), "{path:?}");
         assert_eq!(read(&path), (64 << 20).to_string());
     });
@@ -102,20 +106,14 @@ fn the_cpu_quota_is_what_was_asked() {
 fn the_pids_limit_is_written_and_memory_units_are_read() {
     while_running(&["--pids-limit", "12", "--memory", "1g"], |pid| {
         assert_eq!(read(&cgroup_file(pid, "pids.max")), "12");
-        let file = if cgroup_v2() {
-            "memory.max"
-        } else {
-            "memory.limit_in_bytes"
-        };
-        assert_eq!(read(&cgroup_file(pid, file)), (1u64 << 30).to_string());
+        assert_eq!(
+            read(&cgroup_file(pid, memory_limit_file())),
+            (1u64 << 30).to_string()
+        );
     });
     while_running(&["--memory", "33554432"], |pid| {
-        let file = if cgroup_v2() {
-            "memory.max"
-        } else {
-            "memory.limit_in_bytes"
-        };
-        assert_eq!(read(&cgroup_file(pid, file)), "33554432");
+        let memory = read(&cgroup_file(pid, memory_limit_file()));
+        assert_eq!(memory, "33554432");
     });
 }
 
