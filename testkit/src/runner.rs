@@ -10,6 +10,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 pub struct Tincan {
     command: Command,
     stdin: Vec<u8>,
+    /// Files to hand the binary, kept open until it starts.
+    handed: Vec<std::fs::File>,
 }
 
 impl Tincan {
@@ -23,6 +25,7 @@ impl Tincan {
         Tincan {
             command,
             stdin: Vec::new(),
+            handed: Vec::new(),
         }
     }
 
@@ -48,6 +51,28 @@ impl Tincan {
     /// Start the binary in `dir` instead of the test's directory.
     pub fn current_dir(mut self, dir: impl AsRef<std::path::Path>) -> Tincan {
         self.command.current_dir(dir);
+        self
+    }
+
+    /// Start the binary with directory `dir` open as descriptor `fd`, not
+    /// closed on exec, as a shell's `exec 7<DIR` leaves it: a way out of
+    /// the container's root, if the runtime passed it on.
+    pub fn with_open_dir(mut self, fd: i32, dir: &std::path::Path) -> Tincan {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let file = std::fs::File::open(dir).expect("open the directory");
+        let raw = file.as_raw_fd();
+        // SAFETY: between fork and exec, the hook only calls dup2, which
+        // is async-signal-safe; dup2 leaves the copy open across exec.
+        unsafe {
+            self.command.pre_exec(move || {
+                if libc::dup2(raw, fd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.handed.push(file);
         self
     }
 

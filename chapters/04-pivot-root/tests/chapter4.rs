@@ -32,6 +32,21 @@ fn the_chroot_escape_no_longer_reaches_the_host() {
 }
 
 #[test]
+fn a_directory_the_runtime_inherited_is_no_way_out() {
+    // Descriptor 7 is a directory of the host, open when the runtime
+    // starts: through /proc/self/fd/7, it would name the host's files.
+    let _filters = testkit::snapshot_filters();
+    let host = TempDir::new();
+    fs::write(host.path().join("secret"), "the host's secret\n").unwrap();
+    let script = "ls /proc/self/fd; cat /proc/self/fd/7/secret";
+    let run = run_in_rootfs(&[], &["sh", "-c", script])
+        .with_open_dir(7, host.path())
+        .run();
+    assert!(!run.stdout.contains("secret"), "escaped:\n{run}");
+    insta::assert_snapshot!("inherited_dir", run);
+}
+
+#[test]
 fn the_container_sees_only_its_own_mounts() {
     // Mount points only: which of the masked paths exist depends on the
     // kernel, so /proc/* and /sys/* are left to the next tests.

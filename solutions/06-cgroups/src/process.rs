@@ -36,9 +36,9 @@
 
 use std::ffi::CString;
 use std::fmt;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -232,6 +232,9 @@ fn start(
         // SAFETY: as in `report_and_exit`.
         unsafe { libc::_exit(125) }
     }
+    if let Err(err) = close_inherited_files(&errors) {
+        report_and_exit(errors, err);
+    }
     if container.userns {
         if let Err(err) = namespaces::become_root() {
             report_and_exit(errors, err);
@@ -252,6 +255,31 @@ fn start(
     become_command(container, errors, signals)
 }
 // ANCHOR_END: start
+
+// ANCHOR: close_inherited_files
+/// In the child: close every file the runtime inherited and passed on,
+/// but stdin, stdout, stderr and `keep`. A directory of the host left
+/// open (a shell's `exec 7</`, say) would be a way out of any root:
+/// `/proc/self/fd/7/..`, or openat(7, ".."), names the host's files.
+fn close_inherited_files(keep: &OwnedFd) -> Result<()> {
+    // Collect first: reading /proc/self/fd holds a descriptor of its own.
+    let mut open = Vec::new();
+    for entry in fs::read_dir("/proc/self/fd").context("list open files")? {
+        let name = entry.context("list open files")?.file_name();
+        if let Ok(fd) = name.to_string_lossy().parse::<RawFd>() {
+            open.push(fd);
+        }
+    }
+    for fd in open {
+        if fd > 2 && fd != keep.as_raw_fd() {
+            // SAFETY: nothing in the child uses these descriptors: they
+            // are the runtime's inheritance, or already closed.
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: close_inherited_files
 
 /// In the child: wait until the runtime says go. False if the runtime
 /// closed the pipe without a word, or died.
