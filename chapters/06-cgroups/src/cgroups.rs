@@ -78,8 +78,10 @@ pub fn parse_memory(value: &str) -> Result<u64, String> {
     // TODO(ch6): split `value` where its digits end; the rest, in any
     // case, is the unit: none or "b" (bytes), "k" or "kb" (1024), "m" or
     // "mb" (1024 * 1024), "g" or "gb". Multiply without overflow
-    // (`checked_mul`). Anything else, and 0, is an Err with a message
-    // saying what is expected: clap prints it with the value.
+    // (`checked_mul`). clap prints an Err after the value; the tests
+    // expect "expected bytes, or a number with k, m or g" for anything
+    // that is not such a number, and "a memory limit must be more than
+    // 0" for 0.
     todo!("parse {value:?} as bytes")
 }
 
