@@ -264,8 +264,9 @@ fn change_root(rootfs: &Path) -> Result<()> {
         None::<&str>,
     )
     .context("make the host's root a slave")?;
-    // Lazily: the host's mounts are busy (we hold some open), and they
-    // only have to disappear from our namespace.
+    // Lazily, the whole tree at once: the host's other mounts sit under
+    // its root, and a plain unmount of a mount with others under it
+    // fails (EBUSY). They only have to disappear from our namespace.
     trace!("umount2(., MNT_DETACH)");
     umount2(".", MntFlags::MNT_DETACH).context("unmount the host's root")?;
     chdir("/").context("chdir / in the container")?;
