@@ -126,7 +126,7 @@ impl Tincan {
         Running {
             child,
             stdout,
-            stderr,
+            stderr: Some(stderr),
             seen: String::new(),
         }
     }
@@ -136,7 +136,7 @@ impl Tincan {
 pub struct Running {
     child: Child,
     stdout: BufReader<ChildStdout>,
-    stderr: std::thread::JoinHandle<Vec<u8>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
     seen: String,
 }
 
@@ -163,6 +163,18 @@ impl Running {
         line
     }
 
+    /// Read a line and panic, showing the whole run, unless it is
+    /// `expected`: a container that failed to start says why on stderr.
+    pub fn expect_line(&mut self, expected: &str) {
+        let line = self.read_line();
+        if line != expected {
+            // SAFETY: kill takes plain integers.
+            unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+            let run = self.finish();
+            panic!("expected the line {expected:?}, got {line:?}:\n{run}");
+        }
+    }
+
     /// Send `signal` to the runtime.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill takes plain integers.
@@ -172,14 +184,21 @@ impl Running {
 
     /// Wait for the runtime to exit; stdout holds every line printed.
     pub fn wait(mut self) -> Run {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Run {
         let mut rest = String::new();
         self.stdout
             .read_to_string(&mut rest)
             .expect("read the output");
-        let stderr = self.stderr.join().expect("read stderr");
+        let stderr = self.stderr.take().map_or_else(Vec::new, |thread| {
+            thread.join().expect("read stderr")
+        });
         let status = self.child.wait().expect("wait for the binary");
         self.seen.push_str(&rest);
-        Run::from_parts(status, self.seen.into_bytes(), stderr)
+        let stdout = std::mem::take(&mut self.seen).into_bytes();
+        Run::from_parts(status, stdout, stderr)
     }
 }
 

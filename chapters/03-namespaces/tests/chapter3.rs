@@ -116,7 +116,7 @@ fn signals_to_the_runtime_reach_the_command() {
     // probe signals handles the signal, so it gets it even as PID 1.
     for options in [&[][..], &["--init"][..]] {
         let mut running = run_in_rootfs(options, &["probe", "signals"]).spawn();
-        assert_eq!(running.read_line(), "ready\n");
+        running.expect_line("ready\n");
         running.signal(libc::SIGTERM);
         let run = running.wait();
         run.expect_status(100 + libc::SIGTERM);
@@ -166,7 +166,7 @@ fn stdin_reaches_the_command_with_and_without_init() {
 #[test]
 fn killing_the_runtime_kills_the_container() {
     let mut running = run_in_rootfs(&["--init"], &["probe", "signals"]).spawn();
-    assert_eq!(running.read_line(), "ready\n");
+    running.expect_line("ready\n");
     let container = running.children();
     assert_eq!(container.len(), 1, "one child: the container's PID 1");
     running.signal(libc::SIGKILL);

@@ -164,7 +164,7 @@ fn a_run_that_fails_halfway_exits_125_and_leaves_no_mount() {
 fn killing_the_runtime_leaves_no_mount() {
     let before = Host::capture();
     let mut running = run_in_rootfs(&[], &["probe", "signals"]).spawn();
-    assert_eq!(running.read_line(), "ready\n");
+    running.expect_line("ready\n");
     let container = running.children();
     running.signal(libc::SIGKILL);
     running.wait().expect_status(128 + libc::SIGKILL);

@@ -32,7 +32,7 @@ fn host_ids(pid: i32) -> String {
 /// sees its process under.
 fn ids_seen_by_the_host(options: &[&str]) -> String {
     let mut running = run_in_rootfs(options, &["probe", "signals"]).spawn();
-    assert_eq!(running.read_line(), "ready\n");
+    running.expect_line("ready\n");
     let ids = host_ids(running.children()[0]);
     running.signal(libc::SIGTERM);
     running.wait().expect_status(100 + libc::SIGTERM);
@@ -128,7 +128,7 @@ fn exit_statuses_and_signals_pass_through() {
     assert_eq!(status(&["no-such-command"]), 127);
     let mut running =
         run_in_rootfs(&["--userns"], &["probe", "signals"]).spawn();
-    assert_eq!(running.read_line(), "ready\n");
+    running.expect_line("ready\n");
     running.signal(libc::SIGUSR1);
     running.wait().expect_status(100 + libc::SIGUSR1);
 }
@@ -155,7 +155,7 @@ fn killing_the_runtime_kills_the_container() {
     let before = Host::capture();
     let mut running =
         run_in_rootfs(&["--userns"], &["probe", "signals"]).spawn();
-    assert_eq!(running.read_line(), "ready\n");
+    running.expect_line("ready\n");
     let container = running.children();
     assert_eq!(container.len(), 1, "one child: the container's PID 1");
     running.signal(libc::SIGKILL);

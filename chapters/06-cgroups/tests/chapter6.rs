@@ -57,7 +57,7 @@ fn assert_removed(dirs: &[PathBuf]) {
 /// container's process as the host sees it, then stop the container.
 fn while_running(options: &[&str], check: impl FnOnce(i32)) {
     let mut running = traced(options, &["probe", "signals"]).spawn();
-    assert_eq!(running.read_line(), "ready\n");
+    running.expect_line("ready\n");
     check(running.children()[0]);
     running.signal(libc::SIGTERM);
     let run = running.wait();
@@ -190,7 +190,7 @@ fn killing_the_runtime_leaves_no_cgroup_behind() {
     let before = Host::capture();
     for options in [&["--memory", "64m"][..], &["--userns", "--init"][..]] {
         let mut running = traced(options, &["probe", "signals"]).spawn();
-        assert_eq!(running.read_line(), "ready\n");
+        running.expect_line("ready\n");
         let container = running.children();
         assert_eq!(container.len(), 1, "one child: the container's PID 1");
         running.signal(libc::SIGKILL);

@@ -36,12 +36,12 @@
 //! in it.
 
 use std::fs::{self, File};
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 use nix::unistd::{dup2, fork, pipe2, setsid, ForkResult, Pid};
@@ -410,43 +410,47 @@ impl Drop for Cgroup {
 /// must have them enabled too; systemd does that at boot.)
 fn make_dir(version: Version, dir: &Path) -> Result<()> {
     let own = dir.parent().expect("a cgroup directory has a parent");
-    // Another run may remove tincan's directory, empty, between our two
-    // mkdirs: then make it again.
-    for _ in 0..10 {
-        fs::create_dir_all(own)
-            .with_context(|| format!("create {}", own.display()))?;
-        if version == Version::V2 {
-            enable_controllers(own)?;
-        }
-        trace!("mkdir {}", dir.display());
-        match fs::create_dir(dir) {
-            Err(err) if err.kind() == ErrorKind::NotFound => continue,
+    // Another run may remove tincan's directory, empty, at any moment
+    // between our steps: then start again.
+    let mut tries = 0;
+    loop {
+        match make_dirs(version, own, dir) {
+            Err(err) if err.kind() == ErrorKind::NotFound && tries < 10 => {
+                tries += 1;
+            }
             made => {
                 return made
                     .with_context(|| format!("create {}", dir.display()))
             }
         }
     }
-    bail!("create {}: its parent keeps disappearing", dir.display())
+}
+
+/// tincan's own directory (in v2, with the controllers enabled for its
+/// children), then the container's in it.
+fn make_dirs(version: Version, own: &Path, dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(own)?;
+    if version == Version::V2 {
+        enable_controllers(own)?;
+    }
+    trace!("mkdir {}", dir.display());
+    fs::create_dir(dir)
 }
 
 /// In v2, let the children of `own` use the controllers tincan needs.
-fn enable_controllers(own: &Path) -> Result<()> {
-    let available = own.join("cgroup.controllers");
-    let available = fs::read_to_string(&available)
-        .with_context(|| format!("read {}", available.display()))?;
+fn enable_controllers(own: &Path) -> io::Result<()> {
+    let available = fs::read_to_string(own.join("cgroup.controllers"))?;
     for controller in CONTROLLERS {
         if !available.split_whitespace().any(|c| c == controller) {
-            bail!(
+            return Err(io::Error::other(format!(
                 "cgroup controller {controller} is not enabled for {} \
                  (add it to {CGROUP_ROOT}/cgroup.subtree_control)",
                 own.display()
-            );
+            )));
         }
     }
     let control = own.join("cgroup.subtree_control");
     trace!("write {}: +memory +pids +cpu", control.display());
     fs::write(&control, "+memory +pids +cpu")
-        .with_context(|| format!("write {}", control.display()))
 }
 // ANCHOR_END: make_dir
