@@ -130,6 +130,16 @@ fn a_memory_hog_is_killed_and_the_runtime_says_so() {
 }
 
 #[test]
+fn a_container_within_its_limit_is_not_reported() {
+    // 100 MiB pass through a pipe, a little at a time, under 32 MiB.
+    let script = "head -c 100m /dev/zero | wc -c";
+    let run = run_in_rootfs(&["--memory", "32m"], &["sh", "-c", script]).run();
+    run.expect_status(0);
+    assert_eq!(run.stdout.trim(), (100 << 20).to_string());
+    assert_eq!(run.stderr, "", "nothing was killed");
+}
+
+#[test]
 fn a_fork_bomb_stops_at_the_pids_limit() {
     let _filters = testkit::snapshot_filters();
     // The probe is PID 1 and counts as one: nine more fit in ten.
