@@ -37,13 +37,22 @@ fail() {
     exit 1
 }
 
-[ "$(id -u)" -eq 0 ] || exec sudo --preserve-env=PATH,HOME "$0" "$@"
+# Nothing here needs root but apt: the VM runs as the caller, and cargo
+# must not leave files of root's in the caller's target/.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
 
 # --- what the VM is made of -------------------------------------------
 apt_updated=
+apt_update() {
+    [ -n "$apt_updated" ] || as_root apt-get update -qq
+    apt_updated=1
+}
 apt_install() {
-    [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    apt_update
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq "$@" >/dev/null
 }
 command -v qemu-system-x86_64 >/dev/null || {
     say "installing qemu-system-x86"
@@ -55,7 +64,7 @@ busybox=$(command -v busybox || true)
 mkdir -p "$work"
 vmlinuz=$(ls "$work"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 1 || true)
 if [ -z "$vmlinuz" ]; then
-    [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
+    apt_update
     # The package the cloud kernel's metapackage points at today.
     package=$(apt-cache depends linux-image-cloud-amd64 |
         awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
