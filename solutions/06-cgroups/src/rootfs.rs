@@ -17,6 +17,10 @@
 //! 4. hide what /proc and /sys tell too much about (the masked paths)
 //!    and make the kernel's knobs read-only, as runc and crun do.
 //!
+//! In a user namespace (`--userns`), the kernel refuses two of these
+//! steps: mknod, and a sysfs of our own. The container gets the host's
+//! device nodes, bind-mounted, and the host's /sys, read-only, instead.
+//!
 //! Syscalls: [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html),
 //! [pivot_root(2)](https://man7.org/linux/man-pages/man2/pivot_root.2.html),
 //! [umount2(2)](https://man7.org/linux/man-pages/man2/umount2.2.html),
