@@ -73,15 +73,17 @@ pub struct Limits {
 
 // ANCHOR: parse
 /// Parse a `--memory` value as Docker does: a number of bytes, or a
-/// number with a unit, b, k, m or g (powers of 1024): `64m`, `1g`.
+/// number with a unit, k, m or g (powers of 1024), in any case and with
+/// or without a "b" or "ib" after it: `64m`, `1.5g`, `512MiB`.
 pub fn parse_memory(value: &str) -> Result<u64, String> {
-    // TODO(ch6): split `value` where its digits end; the rest, in any
-    // case, is the unit: none or "b" (bytes), "k" or "kb" (1024), "m" or
-    // "mb" (1024 * 1024), "g" or "gb". Multiply without overflow
-    // (`checked_mul`). clap prints an Err after the value; the tests
-    // expect "expected bytes, or a number with k, m or g" for anything
-    // that is not such a number, and "a memory limit must be more than
-    // 0" for 0.
+    // TODO(ch6): split `value` (in lower case) where its number, digits
+    // and a dot, ends; the rest is the unit: "" or "b" (bytes); "k", "kb"
+    // or "kib" (1024); "m", "mb" or "mib" (1024 * 1024); "g", "gb" or
+    // "gib". Parse the number as an f64 and multiply, rounding. clap
+    // prints an Err after the value; the tests expect "expected bytes,
+    // or a number with k, m or g" for anything else (a bad unit or
+    // number, or too many bytes for a u64), and "a memory limit must be
+    // more than 0" for less than one byte.
     todo!("parse {value:?} as bytes")
 }
 

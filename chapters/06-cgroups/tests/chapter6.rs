@@ -111,10 +111,18 @@ fn the_pids_limit_is_written_and_memory_units_are_read() {
             (1u64 << 30).to_string()
         );
     });
-    while_running(&["--memory", "33554432"], |pid| {
-        let memory = read(&cgroup_file(pid, memory_limit_file()));
-        assert_eq!(memory, "33554432");
-    });
+    // Bytes, a fraction, and the units Docker also takes.
+    for (value, bytes) in [
+        ("33554432", 33554432u64),
+        ("1.5g", 3 << 29),
+        ("512MiB", 512 << 20),
+        ("65536KB", 64 << 20),
+    ] {
+        while_running(&["--memory", value], |pid| {
+            let memory = read(&cgroup_file(pid, memory_limit_file()));
+            assert_eq!(memory, bytes.to_string(), "--memory {value}");
+        });
+    }
 }
 
 #[test]
@@ -219,6 +227,8 @@ fn bad_values_exit_125_with_one_line_and_make_nothing() {
     for (option, value) in [
         ("--memory", "12q"),
         ("--memory", "0"),
+        ("--memory", "5i"),
+        ("--memory", "1.2.3m"),
         ("--cpus", "-1"),
         ("--cpus", "0"),
         ("--cpus", "half"),

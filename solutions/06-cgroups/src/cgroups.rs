@@ -73,29 +73,30 @@ pub struct Limits {
 
 // ANCHOR: parse
 /// Parse a `--memory` value as Docker does: a number of bytes, or a
-/// number with a unit, b, k, m or g (powers of 1024): `64m`, `1g`.
+/// number with a unit, k, m or g (powers of 1024), in any case and with
+/// or without a "b" or "ib" after it: `64m`, `1.5g`, `512MiB`.
 pub fn parse_memory(value: &str) -> Result<u64, String> {
+    const EXPECTED: &str = "expected bytes, or a number with k, m or g";
     let lower = value.to_ascii_lowercase();
-    let (number, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => lower.split_at(at),
-        None => (lower.as_str(), ""),
-    };
+    let digits = |c: char| c.is_ascii_digit() || c == '.';
+    let at = lower.find(|c| !digits(c)).unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(at);
     let scale: u64 = match unit {
         "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        _ => return Err("expected bytes, or a number with k, m or g".into()),
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(EXPECTED.into()),
     };
-    let bytes = number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or("expected bytes, or a number with k, m or g")?;
-    if bytes == 0 {
+    let number: f64 = number.parse().map_err(|_| EXPECTED)?;
+    let bytes = (number * scale as f64).round();
+    if bytes >= u64::MAX as f64 {
+        return Err(EXPECTED.into());
+    }
+    if bytes < 1.0 {
         return Err("a memory limit must be more than 0".into());
     }
-    Ok(bytes)
+    Ok(bytes as u64)
 }
 
 /// Parse a `--cpus` value, a number of CPUs such as `0.5` or `2`, into
