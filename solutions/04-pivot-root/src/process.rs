@@ -159,7 +159,7 @@ fn start(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
     if let Err(err) = die_with_the_runtime() {
         report_and_exit(errors, err);
     }
-    if let Err(err) = close_inherited_files(&errors) {
+    if let Err(err) = close_inherited_files(&[errors.as_raw_fd()]) {
         report_and_exit(errors, err);
     }
     if let Err(err) = enter_container(container) {
@@ -175,10 +175,10 @@ fn start(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
 
 // ANCHOR: close_inherited_files
 /// In the child: close every file the runtime inherited and passed on,
-/// but stdin, stdout, stderr and `keep`. A directory of the host left
+/// but stdin, stdout, stderr and the pipes in `keep`. A directory of the host left
 /// open (a shell's `exec 7</`, say) would be a way out of any root:
 /// `/proc/self/fd/7/..`, or openat(7, ".."), names the host's files.
-fn close_inherited_files(keep: &OwnedFd) -> Result<()> {
+fn close_inherited_files(keep: &[RawFd]) -> Result<()> {
     // Collect first: reading /proc/self/fd holds a descriptor of its own.
     let mut open = Vec::new();
     for entry in fs::read_dir("/proc/self/fd").context("list open files")? {
@@ -188,7 +188,7 @@ fn close_inherited_files(keep: &OwnedFd) -> Result<()> {
         }
     }
     for fd in open {
-        if fd > 2 && fd != keep.as_raw_fd() {
+        if fd > 2 && !keep.contains(&fd) {
             // SAFETY: nothing in the child uses these descriptors: they
             // are the runtime's inheritance, or already closed.
             unsafe { libc::close(fd) };

@@ -38,12 +38,13 @@ use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::prctl;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -158,9 +159,10 @@ pub fn run(container: &Container) -> Result<u8> {
                 return Err(err);
             }
             trace!("go");
-            File::from(go_write)
-                .write_all(b"go")
-                .context("tell the child to go on")?;
+            // Kept open until we return: its end of file tells the child
+            // that the runtime died.
+            let mut go = File::from(go_write);
+            go.write_all(b"go").context("tell the child to go on")?;
             if let Err(err) = read_child_error(errors_read) {
                 // The child already exited; collect it before failing.
                 waitpid(child, None).ok();
@@ -192,13 +194,14 @@ fn start(
     go: OwnedFd,
     signals: &SigSet,
 ) -> ! {
-    if !wait_for_go(go) {
+    if !wait_for_go(&go) {
         // The runtime failed to set us up, and says why itself; or it
         // died, which closed the pipe too.
         // SAFETY: as in `report_and_exit`.
         unsafe { libc::_exit(125) }
     }
-    if let Err(err) = close_inherited_files(&errors) {
+    let pipes = [errors.as_raw_fd(), go.as_raw_fd()];
+    if let Err(err) = close_inherited_files(&pipes) {
         report_and_exit(errors, err);
     }
     if container.userns {
@@ -211,6 +214,12 @@ fn start(
     if let Err(err) = die_with_the_runtime() {
         report_and_exit(errors, err);
     }
+    if runtime_is_gone(&go) {
+        // Killed after it said go, before the kernel knew to tell us.
+        // SAFETY: as in `report_and_exit`.
+        unsafe { libc::_exit(125) }
+    }
+    drop(go);
     if let Err(err) = enter_container(container) {
         report_and_exit(errors, err);
     }
@@ -224,10 +233,10 @@ fn start(
 
 // ANCHOR: close_inherited_files
 /// In the child: close every file the runtime inherited and passed on,
-/// but stdin, stdout, stderr and `keep`. A directory of the host left
+/// but stdin, stdout, stderr and the pipes in `keep`. A directory of the host left
 /// open (a shell's `exec 7</`, say) would be a way out of any root:
 /// `/proc/self/fd/7/..`, or openat(7, ".."), names the host's files.
-fn close_inherited_files(keep: &OwnedFd) -> Result<()> {
+fn close_inherited_files(keep: &[RawFd]) -> Result<()> {
     // Collect first: reading /proc/self/fd holds a descriptor of its own.
     let mut open = Vec::new();
     for entry in fs::read_dir("/proc/self/fd").context("list open files")? {
@@ -237,7 +246,7 @@ fn close_inherited_files(keep: &OwnedFd) -> Result<()> {
         }
     }
     for fd in open {
-        if fd > 2 && fd != keep.as_raw_fd() {
+        if fd > 2 && !keep.contains(&fd) {
             // SAFETY: nothing in the child uses these descriptors: they
             // are the runtime's inheritance, or already closed.
             unsafe { libc::close(fd) };
@@ -249,9 +258,21 @@ fn close_inherited_files(keep: &OwnedFd) -> Result<()> {
 
 /// In the child: wait until the runtime says go. False if the runtime
 /// closed the pipe without a word, or died.
-fn wait_for_go(go: OwnedFd) -> bool {
+fn wait_for_go(go: &OwnedFd) -> bool {
     let mut word = [0u8; 2];
-    File::from(go).read_exact(&mut word).is_ok()
+    File::from(go.try_clone().expect("dup the go pipe"))
+        .read_exact(&mut word)
+        .is_ok()
+}
+
+/// In the child: whether the runtime has exited. It keeps its end of
+/// the go pipe open as long as it lives, so the pipe hangs up when it
+/// dies, however it dies.
+fn runtime_is_gone(go: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(go.as_fd(), PollFlags::empty())];
+    // A zero timeout: look, do not wait. Only a hang-up (or an error)
+    // can be reported: we asked for no event.
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 /// The last step of the child, or of the init's child: exec the command,
