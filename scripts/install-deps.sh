@@ -2,7 +2,15 @@
 # Install what the workshop needs and the machine lacks, on Debian or
 # Ubuntu: a static busybox for the images, and mdbook for the book.
 # Used by start.sh and by CI.
+#
+#   scripts/install-deps.sh        busybox-static, mdbook
+#   scripts/install-deps.sh --vm   what scripts/vm-test.sh needs instead:
+#                                  busybox-static, qemu, and apt lists
+#                                  that know the cloud kernel
 set -euo pipefail
+
+vm=no
+[ "${1:-}" = --vm ] && vm=yes
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -32,18 +40,30 @@ packages=()
 if ! static_busybox; then
     packages+=(busybox-static)
 fi
+if [ "$vm" = yes ] && ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+    packages+=(qemu-system-x86)
+fi
+# vm-test.sh downloads the kernel with apt-get: apt must know it.
+update=no
+if [ ${#packages[@]} -gt 0 ] ||
+    { [ "$vm" = yes ] && ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; }; then
+    update=yes
+fi
 
-if [ ${#packages[@]} -gt 0 ]; then
+if [ "$update" = yes ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "install-deps: please install ${packages[*]} with your" \
-            "distribution's package manager" >&2
+        echo "install-deps: please install ${packages[*]:-the cloud kernel}" \
+            "with your distribution's package manager" >&2
         exit 1
     fi
-    echo "install-deps: installing ${packages[*]}"
     as_root apt-get update -qq
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+    echo "install-deps: installing ${packages[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
+[ "$vm" = yes ] && exit 0
 
 # The book's tool, from crates.io, into ~/.cargo/bin.
 if ! command -v mdbook >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/mdbook" ]; then

@@ -37,34 +37,15 @@ fail() {
     exit 1
 }
 
-# Nothing here needs root but apt: the VM runs as the caller, and cargo
-# must not leave files of root's in the caller's target/.
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
 # --- what the VM is made of -------------------------------------------
-apt_updated=
-apt_update() {
-    [ -n "$apt_updated" ] || as_root apt-get update -qq
-    apt_updated=1
-}
-apt_install() {
-    apt_update
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq "$@" >/dev/null
-}
-command -v qemu-system-x86_64 >/dev/null || {
-    say "installing qemu-system-x86"
-    apt_install qemu-system-x86
-}
-busybox=$(command -v busybox || true)
-[ -n "$busybox" ] || { apt_install busybox-static; busybox=$(command -v busybox); }
+# Root only for apt, in install-deps: the VM runs as the caller, and
+# cargo must not leave files of root's in the caller's target/.
+scripts/install-deps.sh --vm
+busybox=$(ls /usr/bin/busybox /bin/busybox 2>/dev/null | head -n 1)
 
 mkdir -p "$work"
 vmlinuz=$(ls "$work"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 1 || true)
 if [ -z "$vmlinuz" ]; then
-    apt_update
     # The package the cloud kernel's metapackage points at today.
     package=$(apt-cache depends linux-image-cloud-amd64 |
         awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
@@ -79,8 +60,11 @@ modules=$work/kernel/lib/modules/$kernel_version
 
 # --- the tests, built here --------------------------------------------
 say "building the tests"
-cargo test --no-run --message-format=json 2>/dev/null >"$work/build.json" ||
+cargo test --no-run --message-format=json 2>"$work/build.log" \
+    >"$work/build.json" || {
+    cat "$work/build.log" >&2
     fail "cargo test --no-run failed"
+}
 python3 - "$work/build.json" "$work" <<'EOF'
 import json, sys
 tests, programs, out_dirs = [], [], []

@@ -1,7 +1,7 @@
 //! The host's side of a test: what a container run must leave as it was.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What the tests compare before and after a run. Later chapters add to
@@ -37,21 +37,28 @@ impl Host {
 /// Whether process `pid` is gone (or a zombie: dead, not yet reaped),
 /// checking until it is, for ten seconds at most.
 pub fn process_is_gone(pid: i32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
+    eventually(|| {
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             return true;
         };
         // The state letter follows the command name, in parentheses.
-        if stat
-            .rsplit_once(") ")
+        stat.rsplit_once(") ")
             .is_some_and(|(_, s)| s.starts_with('Z'))
-        {
+    })
+}
+
+/// Whether `holds` comes true, checking every few milliseconds for ten
+/// seconds at most: for what the kernel or a helper process finishes
+/// a moment after the runtime has exited.
+pub fn eventually(holds: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if holds() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    false
+    holds()
 }
 
 /// The keys (decimal, first column) in /proc/sysvipc/shm.
@@ -84,24 +91,21 @@ pub fn cgroup_v2() -> bool {
 /// controller is the part of the name before the dot.
 pub fn cgroup_file(pid: i32, name: &str) -> PathBuf {
     let controller = name.split('.').next().unwrap();
+    let v2 = cgroup_v2();
     let cgroups = read(&format!("/proc/{pid}/cgroup"));
     for line in cgroups.lines() {
-        // hierarchy-id:controllers:path
-        let mut fields = line.splitn(3, ':');
-        let (_, controllers, path) = (
-            fields.next(),
-            fields.next().unwrap(),
-            fields.next().unwrap(),
-        );
+        // hierarchy-id:controllers:path; v2's one tree names none.
+        let fields: Vec<&str> = line.splitn(3, ':').collect();
+        let [_, listed, path] = fields[..] else {
+            continue;
+        };
         let path = path.trim_start_matches('/');
-        if cgroup_v2() && controllers.is_empty() {
-            return PathBuf::from("/sys/fs/cgroup").join(path).join(name);
+        if v2 && listed.is_empty() {
+            return Path::new("/sys/fs/cgroup").join(path).join(name);
         }
-        if !cgroup_v2() && controllers.split(',').any(|c| c == controller) {
-            return PathBuf::from("/sys/fs/cgroup")
-                .join(controller)
-                .join(path)
-                .join(name);
+        if !v2 && listed.split(',').any(|c| c == controller) {
+            let tree = Path::new("/sys/fs/cgroup").join(controller);
+            return tree.join(path).join(name);
         }
     }
     panic!("no {controller} cgroup for {pid} in:\n{cgroups}")

@@ -20,7 +20,9 @@ mod rootfs;
 mod runner;
 mod tempdir;
 
-pub use host::{cgroup_file, cgroup_v2, process_is_gone, shm_keys, Host};
+pub use host::{
+    cgroup_file, cgroup_v2, eventually, process_is_gone, shm_keys, Host,
+};
 pub use rootfs::{rootfs, PROBE};
 pub use runner::{Run, Running, Tincan};
 pub use tempdir::TempDir;

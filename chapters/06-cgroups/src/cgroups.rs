@@ -316,8 +316,9 @@ impl Cgroup {
         }
     }
 
-    /// The watchdog's life: out of the terminal's reach, with nothing
-    /// open but the pipe, wait for its end, remove the cgroup, exit.
+    /// The watchdog's life: out of the terminal's reach, and with its
+    /// stdio on /dev/null (whoever reads the runtime's output must not
+    /// wait for us), wait for the pipe's end, remove the cgroup, exit.
     fn watch(&self, pipe: OwnedFd) -> ! {
         // A session of its own: Ctrl-C at the terminal is not for us.
         setsid().ok();

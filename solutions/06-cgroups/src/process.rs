@@ -228,7 +228,8 @@ fn start(
     go: OwnedFd,
     signals: &SigSet,
 ) -> ! {
-    if !wait_for_go(&go) {
+    let mut go = File::from(go);
+    if !wait_for_go(&mut go) {
         // The runtime failed to set us up, and says why itself; or it
         // died, which closed the pipe too.
         // SAFETY: as in `report_and_exit`.
@@ -292,17 +293,15 @@ fn close_inherited_files(keep: &[RawFd]) -> Result<()> {
 
 /// In the child: wait until the runtime says go. False if the runtime
 /// closed the pipe without a word, or died.
-fn wait_for_go(go: &OwnedFd) -> bool {
+fn wait_for_go(go: &mut File) -> bool {
     let mut word = [0u8; 2];
-    File::from(go.try_clone().expect("dup the go pipe"))
-        .read_exact(&mut word)
-        .is_ok()
+    go.read_exact(&mut word).is_ok()
 }
 
 /// In the child: whether the runtime has exited. It keeps its end of
 /// the go pipe open as long as it lives, so the pipe hangs up when it
 /// dies, however it dies.
-fn runtime_is_gone(go: &OwnedFd) -> bool {
+fn runtime_is_gone(go: &File) -> bool {
     let mut fds = [PollFd::new(go.as_fd(), PollFlags::empty())];
     // A zero timeout: look, do not wait. Only a hang-up (or an error)
     // can be reported: we asked for no event.
