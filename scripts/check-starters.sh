@@ -4,7 +4,8 @@
 #
 # 1. the starter builds, tests included;
 # 2. its tests fail: the chapter is not solved already;
-# 3. it differs from the solution only where a TODO(chN) note stands;
+# 3. it has one todo!() per TODO(chN) note (scripts/check-chapters.sh
+#    checks, item by item, that nothing else differs from the solution);
 # 4. with the solution's code in place of the starter's, the starter's
 #    own tests pass: filling the TODOs as the solution does is enough.
 #
@@ -44,13 +45,9 @@ for dir in "${chapters[@]}"; do
         fail "$package passes its tests untouched: the starter is solved"
     fi
 
-    todos=$(grep -rc "TODO(ch$n)" "$dir/src" | awk -F: '{ s += $2 } END { print s }')
+    todos=$(grep -rc "TODO(ch$n)" "$dir/src" | awk -F: '{ s += $NF } END { print s }')
     [ "$todos" -gt 0 ] || fail "$dir/src has no TODO(ch$n) note"
-    for file in $(diff -rq "$solution/src" "$dir/src" | awk '{ print $4 }'); do
-        grep -q "TODO(ch$n)" "$file" ||
-            fail "$file differs from the solution but has no TODO(ch$n)"
-    done
-    stubs=$(grep -rc 'todo!(' "$dir/src" | awk -F: '{ s += $2 } END { print s }')
+    stubs=$(grep -rc 'todo!(' "$dir/src" | awk -F: '{ s += $NF } END { print s }')
     [ "$stubs" -eq "$todos" ] ||
         fail "$dir: $todos TODO(ch$n) notes but $stubs todo!() stubs"
 

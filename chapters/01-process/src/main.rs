@@ -9,7 +9,9 @@
 //! # Layout
 //!
 //! - `main.rs`: the command line, and turning errors into exit statuses.
+//! - `container.rs`: what happens in which order, from `run` to exec.
 //! - `process.rs`: fork, exec, wait, signals.
+//! - `sync.rs`: the error pipe between runtime and child.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
+mod container;
 mod process;
+mod sync;
 
 /// Set by `--trace`: print each kernel step as it happens.
 static TRACE: AtomicBool = AtomicBool::new(false);
@@ -70,7 +74,7 @@ fn main() -> ExitCode {
     TRACE.store(cli.trace, Ordering::Relaxed);
     let result = match cli.command {
         Command::Run { command } => {
-            process::run(&process::Container { command })
+            container::run(&container::Container::new(command))
         }
     };
     match result {
@@ -109,7 +113,7 @@ fn usage_error(err: clap::Error) -> ExitCode {
 }
 
 /// The name we were started as, for error messages.
-fn program_name() -> String {
+pub(crate) fn program_name() -> String {
     std::env::args()
         .next()
         .and_then(|arg0| {

@@ -12,8 +12,11 @@
 //! # Layout
 //!
 //! - `main.rs`: the command line, and turning errors into exit statuses.
+//! - `container.rs`: what happens in which order, from `run` to exec.
 //! - `process.rs`: fork, exec, wait, signals, the environment, the init.
-//! - `rootfs.rs`: images, and chroot into them.
+//! - `sync.rs`: the error pipe between runtime and child.
+//! - `image.rs`: images: a directory, or the built-in busybox.
+//! - `rootfs.rs`: chroot into the image.
 //! - `namespaces.rs`: unshare, the hostname, /proc.
 
 use std::process::ExitCode;
@@ -22,9 +25,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
+mod container;
+mod image;
 mod namespaces;
 mod process;
 mod rootfs;
+mod sync;
 
 /// Set by `--trace`: print each kernel step as it happens.
 static TRACE: AtomicBool = AtomicBool::new(false);
@@ -61,13 +67,8 @@ struct Cli {
 enum Command {
     /// Run a command in a container
     Run {
-        /// The container's hostname [default: its id]
-        #[arg(long, value_name = "NAME")]
-        hostname: Option<String>,
-
-        /// Run a minimal init as PID 1, with the command as its child
-        #[arg(long)]
-        init: bool,
+        #[command(flatten)]
+        options: container::Options,
 
         /// A root file system directory, or `busybox`
         image: String,
@@ -88,19 +89,11 @@ fn main() -> ExitCode {
     TRACE.store(cli.trace, Ordering::Relaxed);
     let result = match cli.command {
         Command::Run {
-            hostname,
-            init,
+            options,
             image,
             command,
-        } => rootfs::resolve(&image).and_then(|rootfs| {
-            // Like Docker, name the container's host after its id.
-            let hostname = hostname.unwrap_or_else(process::new_id);
-            process::run(&process::Container {
-                hostname,
-                init,
-                rootfs,
-                command,
-            })
+        } => image::resolve(&image).and_then(|rootfs| {
+            container::run(&container::Container::new(options, rootfs, command))
         }),
     };
     match result {
@@ -139,7 +132,7 @@ fn usage_error(err: clap::Error) -> ExitCode {
 }
 
 /// The name we were started as, for error messages.
-fn program_name() -> String {
+pub(crate) fn program_name() -> String {
     std::env::args()
         .next()
         .and_then(|arg0| {

@@ -1,11 +1,10 @@
 //! A container is just a process: fork, exec, wait.
 //!
 //! The runtime forks a child, the child execs the command, and the parent
-//! waits for it and reports how it ended. Every later chapter adds steps
-//! to the child between the fork and the exec; the shape stays the same.
-//! Here the child is PID 1 of a new PID namespace; it enters its other
-//! namespaces and the image's root file system, and starts from a clean
-//! environment before it execs.
+//! waits for it and reports how it ended. Here are those steps, and what
+//! they need. In which order the runtime and the child take them, and
+//! what each chapter adds between the fork and the exec, is
+//! `container.rs`'s business.
 //!
 //! PID 1 has duties no other process has: orphans are reparented to it,
 //! and it must reap them when they exit or they stay zombies; and the
@@ -18,7 +17,6 @@
 //! Syscalls: [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html),
 //! [execvp(3)](https://man7.org/linux/man-pages/man3/execvp.3.html),
 //! [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html),
-//! [pipe2(2)](https://man7.org/linux/man-pages/man2/pipe2.2.html),
 //! [sigprocmask(2)](https://man7.org/linux/man-pages/man2/sigprocmask.2.html),
 //! [sigwait(3)](https://man7.org/linux/man-pages/man3/sigwait.3.html),
 //! [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html),
@@ -30,42 +28,16 @@
 
 use std::ffi::CString;
 use std::fmt;
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::sys::prctl;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{execvp, fork, pipe2, ForkResult, Pid};
+use nix::unistd::{execvp, Pid};
 
-use crate::{namespaces, rootfs, trace};
-
-/// Everything the runtime needs to know to start a container.
-pub struct Container {
-    /// The container's hostname, in its own UTS namespace.
-    pub hostname: String,
-    /// Run a minimal init as PID 1, with the command as its child.
-    pub init: bool,
-    /// The directory that becomes the container's `/`.
-    pub rootfs: PathBuf,
-    /// The command to run, and its arguments.
-    pub command: Vec<String>,
-}
-
-/// A new container id: twelve random hex digits, like Docker's short ids.
-pub fn new_id() -> String {
-    let mut bytes = [0u8; 6];
-    // The kernel's random pool; it cannot run dry once the system is up.
-    File::open("/dev/urandom")
-        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
-        .expect("read /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::sync::ErrorPipe;
+use crate::trace;
 
 /// The command was found but could not be run (126), or was not found
 /// (127). Shells and Docker use the same two statuses.
@@ -92,10 +64,14 @@ pub fn exit_status_of(err: &anyhow::Error) -> u8 {
     }
 }
 
-/// The signals the runtime passes on to the container, as `docker run`
-/// does: whoever signals the runtime means the container.
-fn forwarded_signals() -> SigSet {
-    let mut set = SigSet::empty();
+// ANCHOR: block_signals
+/// Block the signals the runtime passes on to the container, as `docker
+/// run` does (whoever signals the runtime means the container), and
+/// SIGCHLD. Blocked before the fork, none can arrive between the fork
+/// and the moment we are ready for it: they stay pending until
+/// [`wait_for`] picks them up with sigwait. Returns the set.
+pub fn block_signals() -> Result<SigSet> {
+    let mut signals = SigSet::empty();
     for signal in [
         Signal::SIGHUP,
         Signal::SIGINT,
@@ -103,108 +79,71 @@ fn forwarded_signals() -> SigSet {
         Signal::SIGTERM,
         Signal::SIGUSR1,
         Signal::SIGUSR2,
+        Signal::SIGCHLD,
     ] {
-        set.add(signal);
+        signals.add(signal);
     }
-    set
-}
-
-// ANCHOR: run
-/// Start the container's process, wait for it, and return the status the
-/// runtime should exit with.
-pub fn run(container: &Container) -> Result<u8> {
-    // Block the signals we forward, and SIGCHLD, before forking: then none
-    // can arrive between the fork and the moment we are ready to handle
-    // it. They stay pending until `wait_for` picks them up with sigwait.
-    let mut signals = forwarded_signals();
-    signals.add(Signal::SIGCHLD);
     signals.thread_block().context("block signals")?;
+    Ok(signals)
+}
+// ANCHOR_END: block_signals
 
-    // The child reports a failure, of its set-up or of exec, through this
-    // pipe. Both ends close on exec, so a successful exec shows up in the
-    // parent as end of file.
-    let (errors_read, errors_write) =
-        pipe2(OFlag::O_CLOEXEC).context("create the error pipe")?;
+/// The container's process, seen from the runtime. Dropped before it
+/// was waited for (the runtime failed halfway), it is killed and reaped:
+/// no error path can leave it running, or a zombie.
+pub struct Child {
+    pid: Pid,
+    waited: bool,
+}
 
-    // The child we fork next is PID 1 of a new PID namespace.
-    namespaces::unshare_pid()?;
+impl Child {
+    pub fn new(pid: Pid) -> Child {
+        trace!("child is pid {pid}");
+        Child { pid, waited: false }
+    }
 
-    trace!("fork()");
-    // SAFETY: the runtime has not started any thread, so the child is a
-    // full copy of a single-threaded process and may do anything before
-    // it execs, allocation included.
-    match unsafe { fork() }.context("fork the container process")? {
-        ForkResult::Child => {
-            drop(errors_read);
-            start(container, errors_write, &signals)
-        }
-        ForkResult::Parent { child } => {
-            drop(errors_write);
-            trace!("child is pid {child}");
-            if let Err(err) = read_child_error(errors_read) {
-                // The child already exited; collect it before failing.
-                waitpid(child, None).ok();
-                return Err(err);
-            }
-            wait_for(child, &signals)
+    /// Wait for it to exit, forwarding `signals`; see [`wait_for`].
+    pub fn wait(mut self, signals: &SigSet) -> Result<u8> {
+        self.waited = true;
+        wait_for(self.pid, signals)
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.waited {
+            // It may have exited already: then this only reaps it.
+            kill(self.pid, Signal::SIGKILL).ok();
+            waitpid(self.pid, None).ok();
         }
     }
 }
-// ANCHOR_END: run
-
-// ANCHOR: start
-/// In the child: become the container's command. Never returns: a
-/// failure goes to the parent through `errors`, and the child exits.
-fn start(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
-    if let Err(err) = die_with_the_runtime() {
-        report_and_exit(errors, err);
-    }
-    if let Err(err) = enter_container(container) {
-        report_and_exit(errors, err);
-    }
-    set_environment(&container.hostname);
-    if container.init {
-        run_init(container, errors, signals);
-    }
-    become_command(container, errors, signals)
-}
-// ANCHOR_END: start
 
 /// The last step of the child, or of the init's child: exec the command,
 /// with no signal blocked, as programs expect. Never returns.
-fn become_command(
-    container: &Container,
-    errors: OwnedFd,
+pub fn become_command(
+    command: &[String],
+    errors: ErrorPipe,
     signals: &SigSet,
 ) -> ! {
     signals.thread_unblock().ok();
-    trace!("execvp({:?})", container.command);
-    report_and_exit(errors, exec(&container.command))
+    trace!("execvp({command:?})");
+    errors.report_and_exit(exec(command))
 }
-
-// ANCHOR: enter_container
-/// In the child: the namespaces, then the root file system, then /proc
-/// inside it.
-fn enter_container(container: &Container) -> Result<()> {
-    namespaces::enter(&container.hostname)?;
-    rootfs::enter(&container.rootfs)?;
-    namespaces::mount_proc()
-}
-// ANCHOR_END: enter_container
 
 // ANCHOR: init
 /// With `--init`: stay PID 1, run the command as our child (PID 2), and do
 /// PID 1's duties until it exits: forward signals to it, reap every
 /// orphan. Then exit with its status; the kernel kills whatever is left
 /// in the namespace when its PID 1 exits.
-fn run_init(container: &Container, errors: OwnedFd, signals: &SigSet) -> ! {
+pub fn run_init(command: &[String], errors: ErrorPipe, signals: &SigSet) -> ! {
     trace!("fork() the command under init");
     // TODO(ch3): fork. The child becomes the command, as in `start`
-    // (`become_command(container, errors, signals)`). The parent,
-    // PID 1, drops `errors` (or the runtime would wait on the pipe
-    // forever), runs `wait_for(child, signals)`, which forwards signals
-    // and reaps every child, and exits with the status it returns.
-    todo!("init for {:?}, {errors:?}, {signals:?}", container.command)
+    // (`become_command(command, errors, signals)`). The parent, PID 1,
+    // drops `errors` (or the runtime would wait on the pipe forever),
+    // runs `wait_for(child, signals)`, which forwards signals and reaps
+    // every child, and exits with the status it returns.
+    todo!("init for {command:?}, {errors:?}, {signals:?}")
 }
 // ANCHOR_END: init
 
@@ -216,7 +155,7 @@ const DEFAULT_PATH: &str =
 /// Replace the host's environment with the container's own: the host's
 /// variables describe the host (its $PATH names host directories), so
 /// only the terminal type is worth keeping.
-fn set_environment(hostname: &str) {
+pub fn set_environment(hostname: &str) {
     let term = std::env::var_os("TERM");
     for (key, _) in std::env::vars_os() {
         std::env::remove_var(key);
@@ -234,7 +173,7 @@ fn set_environment(hostname: &str) {
 /// Ask the kernel to SIGKILL us when the runtime dies, even of SIGKILL:
 /// a runtime in the foreground must not leave a container running that
 /// nobody waits for.
-fn die_with_the_runtime() -> Result<()> {
+pub fn die_with_the_runtime() -> Result<()> {
     trace!("prctl(PR_SET_PDEATHSIG, SIGKILL)");
     prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
 }
@@ -299,36 +238,3 @@ fn wait_for(child: Pid, signals: &SigSet) -> Result<u8> {
     }
 }
 // ANCHOR_END: wait
-
-// ANCHOR: report_and_exit
-/// In the child: send `err` to the parent through the error pipe, then
-/// exit without running any of the parent's cleanup (we are a copy).
-fn report_and_exit(pipe: OwnedFd, err: anyhow::Error) -> ! {
-    let status = exit_status_of(&err);
-    let mut report = vec![status];
-    report.extend_from_slice(format!("{err:#}").as_bytes());
-    File::from(pipe).write_all(&report).ok();
-    // SAFETY: _exit ends the process at once, which is what a forked
-    // child that failed must do.
-    unsafe { libc::_exit(status.into()) }
-}
-// ANCHOR_END: report_and_exit
-
-// ANCHOR: read_child_error
-/// In the parent: read what the child sent through the error pipe.
-/// Nothing at all means the exec succeeded.
-fn read_child_error(pipe: OwnedFd) -> Result<()> {
-    let mut report = Vec::new();
-    File::from(pipe)
-        .read_to_end(&mut report)
-        .context("read the error pipe")?;
-    let Some((&status, message)) = report.split_first() else {
-        return Ok(());
-    };
-    let message = String::from_utf8_lossy(message).into_owned();
-    match status {
-        126 | 127 => Err(CannotRun { status, message }.into()),
-        _ => Err(anyhow::anyhow!(message)),
-    }
-}
-// ANCHOR_END: read_child_error

@@ -24,6 +24,8 @@
 //! file system mounted on /sys/fs/cgroup, as runc does.
 //!
 //! tincan touches nothing but its own directory, `tincan`, in each tree.
+//! A cgroup registers its removal with the undo list (`cleanup.rs`)
+//! before it is made, so that it goes however the runtime ends.
 //!
 //! Files: [cgroups(7)](https://man7.org/linux/man-pages/man7/cgroups.7.html),
 //! the kernel's
@@ -35,18 +37,21 @@
 //! the cgroup), and a container's own cgroup file system is not mounted
 //! in it.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use nix::fcntl::OFlag;
+use clap::Args;
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
-use nix::unistd::{dup2, fork, pipe2, setsid, ForkResult, Pid};
+use nix::unistd::Pid;
 
+use crate::cleanup::{Cleanup, Undo};
 use crate::trace;
+
+#[cfg(test)]
+mod tests;
 
 /// Where every cgroup file system is mounted.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -60,13 +65,21 @@ const CPU_PERIOD_US: u64 = 100_000;
 
 // ANCHOR: limits
 /// The limits asked for on the command line; `None` is no limit.
-#[derive(Clone, Debug, Default)]
+#[derive(Args, Clone, Debug, Default)]
 pub struct Limits {
-    /// `--memory`: bytes of memory.
+    /// Memory limit: bytes, or a number with k, m or g (`64m`)
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
+    #[arg(value_parser = parse_memory)]
     pub memory: Option<u64>,
-    /// `--pids-limit`: processes (and threads) at once.
+
+    /// Limit on the number of processes at once
+    #[arg(long = "pids-limit", value_name = "N")]
+    #[arg(allow_negative_numbers = true, value_parser = parse_pids)]
     pub pids: Option<u64>,
-    /// `--cpus`: CPU time, in microseconds per [`CPU_PERIOD_US`].
+
+    /// CPU time, in CPUs (`0.5` is half of one)
+    #[arg(long = "cpus", value_name = "CPUS")]
+    #[arg(allow_negative_numbers = true, value_parser = parse_cpus)]
     pub cpu_quota: Option<u64>,
 }
 // ANCHOR_END: limits
@@ -120,32 +133,51 @@ pub enum Version {
     V2,
 }
 
+/// Where the cgroup file systems are, and which version they are.
+#[derive(Clone, Debug)]
+pub struct Hierarchy {
+    /// /sys/fs/cgroup, on a real host; a scratch directory in the unit
+    /// tests, which check the layout without touching the kernel's.
+    pub root: PathBuf,
+    pub version: Version,
+}
+
 // ANCHOR: detect
-/// Which cgroup interface this machine uses: v2 if /sys/fs/cgroup is a
-/// cgroup2 file system, v1 (alone, or in a hybrid layout) otherwise.
-pub fn detect() -> Result<Version> {
-    let fs =
-        statfs(CGROUP_ROOT).with_context(|| format!("statfs {CGROUP_ROOT}"))?;
-    Ok(if fs.filesystem_type() == CGROUP2_SUPER_MAGIC {
-        Version::V2
-    } else {
-        Version::V1
-    })
+impl Hierarchy {
+    /// This machine's: v2 if /sys/fs/cgroup is a cgroup2 file system,
+    /// v1 (alone, or in a hybrid layout) otherwise.
+    pub fn detect() -> Result<Hierarchy> {
+        let fs = statfs(CGROUP_ROOT)
+            .with_context(|| format!("statfs {CGROUP_ROOT}"))?;
+        let version = if fs.filesystem_type() == CGROUP2_SUPER_MAGIC {
+            Version::V2
+        } else {
+            Version::V1
+        };
+        let root = PathBuf::from(CGROUP_ROOT);
+        Ok(Hierarchy { root, version })
+    }
+
+    /// The directories of container `id`'s cgroup: one in v2, one per
+    /// controller's tree in v1.
+    fn dirs(&self, id: &str) -> Vec<PathBuf> {
+        match self.version {
+            Version::V2 => vec![self.root.join(OWN_DIR).join(id)],
+            Version::V1 => CONTROLLERS
+                .iter()
+                .map(|c| self.root.join(c).join(OWN_DIR).join(id))
+                .collect(),
+        }
+    }
 }
 // ANCHOR_END: detect
 
 /// A container's cgroup: one directory in v2, one per controller in v1.
-/// Dropping it removes the directories, in the process that made them.
+/// Its removal is on the undo list from before it is made.
 pub struct Cgroup {
     version: Version,
     /// The container's directories, each `.../tincan/ID`.
     dirs: Vec<PathBuf>,
-    /// The process that made the cgroup, and is to remove it: a forked
-    /// copy of this value must not.
-    owner: u32,
-    /// Held open by the runtime; the watchdog removes the cgroup when it
-    /// closes, which it does however the runtime ends.
-    _watchdog: Option<OwnedFd>,
 }
 
 /// The controllers tincan uses; in v1, the name of each one's tree.
@@ -153,29 +185,22 @@ const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 
 impl Cgroup {
     // ANCHOR: create
-    /// Make the cgroup of container `id` and write its limits into it.
-    /// On failure, nothing is left behind.
-    pub fn create(id: &str, limits: &Limits) -> Result<Cgroup> {
-        let version = detect()?;
-        let dirs = match version {
-            Version::V2 => vec![Path::new(CGROUP_ROOT).join(OWN_DIR).join(id)],
-            Version::V1 => CONTROLLERS
-                .iter()
-                .map(|c| Path::new(CGROUP_ROOT).join(c).join(OWN_DIR).join(id))
-                .collect(),
+    /// Make the cgroup of container `id` in `hierarchy`, and write its
+    /// limits into it. Each directory's removal is registered with
+    /// `cleanup` before the directory is made.
+    pub fn create(
+        hierarchy: &Hierarchy,
+        id: &str,
+        limits: &Limits,
+        cleanup: &mut Cleanup,
+    ) -> Result<Cgroup> {
+        let cgroup = Cgroup {
+            version: hierarchy.version,
+            dirs: hierarchy.dirs(id),
         };
-        let mut cgroup = Cgroup {
-            version,
-            dirs,
-            owner: std::process::id(),
-            _watchdog: None,
-        };
-        // First the watchdog, then the directories: from here on, an
-        // error drops `cgroup`, and the runtime's death wakes the
-        // watchdog; either removes what was made.
-        cgroup._watchdog = Some(cgroup.watchdog()?);
         for dir in &cgroup.dirs {
-            make_dir(version, dir)?;
+            cleanup.register(Undo::Cgroup(dir.clone()))?;
+            make_dir(cgroup.version, dir)?;
         }
         cgroup.set_limits(limits)?;
         Ok(cgroup)
@@ -286,100 +311,40 @@ impl Cgroup {
             _ => Ok(()),
         }
     }
-
-    // ANCHOR: watchdog
-    /// Start a process that removes the cgroup once the runtime is gone,
-    /// even killed with SIGKILL, when it cannot clean up itself. It waits
-    /// for the end of a pipe whose other end only the runtime holds:
-    /// end of file means the runtime has exited, one way or another.
-    fn watchdog(&self) -> Result<OwnedFd> {
-        let (read, write) =
-            pipe2(OFlag::O_CLOEXEC).context("create the watchdog's pipe")?;
-        trace!("fork() a watchdog for the cgroup");
-        // SAFETY: the runtime is single-threaded, as in process::run.
-        match unsafe { fork() }.context("fork the cgroup's watchdog")? {
-            ForkResult::Parent { child } => {
-                // The watchdog forks again and its first process exits:
-                // collect it. The second is nobody's child of ours.
-                nix::sys::wait::waitpid(child, None).ok();
-                Ok(write)
-            }
-            ForkResult::Child => {
-                drop(write);
-                // SAFETY: as above; the child is still single-threaded.
-                if let Ok(ForkResult::Child) = unsafe { fork() } {
-                    self.watch(read);
-                }
-                // SAFETY: _exit skips the runtime's cleanup, not ours.
-                unsafe { libc::_exit(0) }
-            }
-        }
-    }
-
-    /// The watchdog's life: out of the terminal's reach, and with its
-    /// stdio on /dev/null (whoever reads the runtime's output must not
-    /// wait for us), wait for the pipe's end, remove the cgroup, exit.
-    fn watch(&self, pipe: OwnedFd) -> ! {
-        // A session of its own: Ctrl-C at the terminal is not for us.
-        setsid().ok();
-        if let Ok(null) =
-            File::options().read(true).write(true).open("/dev/null")
-        {
-            for fd in 0..3 {
-                dup2(null.as_raw_fd(), fd).ok();
-            }
-        }
-        // Nothing is ever written: this returns at the end of file.
-        std::io::copy(&mut File::from(pipe), &mut std::io::sink()).ok();
-        self.remove();
-        // SAFETY: as in `watchdog`.
-        unsafe { libc::_exit(0) }
-    }
-    // ANCHOR_END: watchdog
-
-    // ANCHOR: remove
-    /// Remove the container's directories, then tincan's own if that
-    /// leaves it empty. A cgroup can be removed once no process is in
-    /// it; the container's last ones may take a moment to go, so an
-    /// EBUSY is tried again, for a while.
-    fn remove(&self) {
-        for dir in &self.dirs {
-            trace!("rmdir {}", dir.display());
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match fs::remove_dir(dir) {
-                    Err(err)
-                        if err.raw_os_error() == Some(libc::EBUSY)
-                            && Instant::now() < deadline =>
-                    {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Ok(()) => break,
-                    Err(err) if err.kind() == ErrorKind::NotFound => break,
-                    Err(err) => {
-                        let name = crate::program_name();
-                        eprintln!("{name}: remove {}: {err}", dir.display());
-                        break;
-                    }
-                }
-            }
-            // tincan's own directory goes when it holds no container
-            // any more; another run may be using it (ENOTEMPTY, EBUSY).
-            if let Some(own) = dir.parent() {
-                fs::remove_dir(own).ok();
-            }
-        }
-    }
-    // ANCHOR_END: remove
 }
 
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        if std::process::id() == self.owner {
-            self.remove();
+// ANCHOR: remove
+/// Remove a container's cgroup directory, then tincan's own if that
+/// leaves it empty. A cgroup can be removed once no process is in it;
+/// the container's last ones may take a moment to go, so an EBUSY is
+/// tried again, for a while. A directory already gone is fine.
+pub fn remove(dir: &Path) {
+    trace!("rmdir {}", dir.display());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match fs::remove_dir(dir) {
+            Err(err)
+                if err.raw_os_error() == Some(libc::EBUSY)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(()) => break,
+            Err(err) if err.kind() == ErrorKind::NotFound => break,
+            Err(err) => {
+                let name = crate::program_name();
+                eprintln!("{name}: remove {}: {err}", dir.display());
+                break;
+            }
         }
     }
+    // tincan's own directory goes when it holds no container any more;
+    // another run may be using it (ENOTEMPTY, EBUSY).
+    if let Some(own) = dir.parent() {
+        fs::remove_dir(own).ok();
+    }
 }
+// ANCHOR_END: remove
 
 // ANCHOR: make_dir
 /// Make a container's cgroup directory, and tincan's own above it. In
@@ -419,12 +384,14 @@ fn make_dirs(version: Version, own: &Path, dir: &Path) -> io::Result<()> {
 /// In v2, let the children of `own` use the controllers tincan needs.
 fn enable_controllers(own: &Path) -> io::Result<()> {
     let available = fs::read_to_string(own.join("cgroup.controllers"))?;
+    let root = own.parent().unwrap_or(own);
     for controller in CONTROLLERS {
         if !available.split_whitespace().any(|c| c == controller) {
             return Err(io::Error::other(format!(
                 "cgroup controller {controller} is not enabled for {} \
-                 (add it to {CGROUP_ROOT}/cgroup.subtree_control)",
-                own.display()
+                 (add it to {}/cgroup.subtree_control)",
+                own.display(),
+                root.display()
             )));
         }
     }

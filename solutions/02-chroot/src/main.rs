@@ -9,8 +9,11 @@
 //! # Layout
 //!
 //! - `main.rs`: the command line, and turning errors into exit statuses.
+//! - `container.rs`: what happens in which order, from `run` to exec.
 //! - `process.rs`: fork, exec, wait, signals, the environment.
-//! - `rootfs.rs`: images, and chroot into them.
+//! - `sync.rs`: the error pipe between runtime and child.
+//! - `image.rs`: images: a directory, or the built-in busybox.
+//! - `rootfs.rs`: chroot into the image.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,8 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
+mod container;
+mod image;
 mod process;
 mod rootfs;
+mod sync;
 
 /// Set by `--trace`: print each kernel step as it happens.
 static TRACE: AtomicBool = AtomicBool::new(false);
@@ -75,8 +81,8 @@ fn main() -> ExitCode {
     TRACE.store(cli.trace, Ordering::Relaxed);
     let result = match cli.command {
         Command::Run { image, command } => {
-            rootfs::resolve(&image).and_then(|rootfs| {
-                process::run(&process::Container { rootfs, command })
+            image::resolve(&image).and_then(|rootfs| {
+                container::run(&container::Container::new(rootfs, command))
             })
         }
     };
@@ -116,7 +122,7 @@ fn usage_error(err: clap::Error) -> ExitCode {
 }
 
 /// The name we were started as, for error messages.
-fn program_name() -> String {
+pub(crate) fn program_name() -> String {
     std::env::args()
         .next()
         .and_then(|arg0| {

@@ -13,11 +13,15 @@
 //! # Layout
 //!
 //! - `main.rs`: the command line, and turning errors into exit statuses.
+//! - `container.rs`: what happens in which order, from `run` to exec.
 //! - `process.rs`: fork, exec, wait, signals, the environment, the init.
-//! - `rootfs.rs`: images; the container's mounts and pivot_root.
-//! - `cgroups.rs`: cgroups v1 and v2, limits, OOM kills.
+//! - `sync.rs`: the error and go pipes between runtime and child.
+//! - `cleanup.rs`: the undo list, and the watchdog that runs it.
+//! - `image.rs`: images: a directory, or the built-in busybox.
+//! - `rootfs.rs`: the container's mounts, and pivot_root.
 //! - `namespaces.rs`: clone and unshare, the hostname, mount
 //!   propagation, user and group id maps.
+//! - `cgroups.rs`: cgroups v1 and v2, limits, OOM kills.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,9 +30,13 @@ use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 mod cgroups;
+mod cleanup;
+mod container;
+mod image;
 mod namespaces;
 mod process;
 mod rootfs;
+mod sync;
 
 /// Set by `--trace`: print each kernel step as it happens.
 static TRACE: AtomicBool = AtomicBool::new(false);
@@ -65,32 +73,8 @@ struct Cli {
 enum Command {
     /// Run a command in a container
     Run {
-        /// The container's hostname [default: its id]
-        #[arg(long, value_name = "NAME")]
-        hostname: Option<String>,
-
-        /// Run a minimal init as PID 1, with the command as its child
-        #[arg(long)]
-        init: bool,
-
-        /// Map the container's root to an unprivileged user of the host
-        #[arg(long)]
-        userns: bool,
-
-        /// Memory limit: bytes, or a number with k, m or g (`64m`)
-        #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
-        #[arg(value_parser = cgroups::parse_memory)]
-        memory: Option<u64>,
-
-        /// Limit on the number of processes at once
-        #[arg(long, value_name = "N", allow_negative_numbers = true)]
-        #[arg(value_parser = cgroups::parse_pids)]
-        pids_limit: Option<u64>,
-
-        /// CPU time, in CPUs (`0.5` is half of one)
-        #[arg(long, value_name = "CPUS", allow_negative_numbers = true)]
-        #[arg(value_parser = cgroups::parse_cpus)]
-        cpus: Option<u64>,
+        #[command(flatten)]
+        options: container::Options,
 
         /// A root file system directory, or `busybox`
         image: String,
@@ -111,31 +95,11 @@ fn main() -> ExitCode {
     TRACE.store(cli.trace, Ordering::Relaxed);
     let result = match cli.command {
         Command::Run {
-            hostname,
-            init,
-            userns,
-            memory,
-            pids_limit,
-            cpus,
+            options,
             image,
             command,
-        } => rootfs::resolve(&image).and_then(|rootfs| {
-            let id = process::new_id();
-            // Like Docker, name the container's host after its id.
-            let hostname = hostname.unwrap_or_else(|| id.clone());
-            process::run(&process::Container {
-                id,
-                limits: cgroups::Limits {
-                    memory,
-                    pids: pids_limit,
-                    cpu_quota: cpus,
-                },
-                hostname,
-                init,
-                userns,
-                rootfs,
-                command,
-            })
+        } => image::resolve(&image).and_then(|rootfs| {
+            container::run(&container::Container::new(options, rootfs, command))
         }),
     };
     match result {

@@ -1,6 +1,6 @@
 //! The container's root file system: a directory that becomes its `/`.
 //!
-//! An image, at this point, is just a directory holding the files of a
+//! The image (see `image.rs`) is a directory holding the files of a
 //! Linux system: `bin/`, `etc/`, and so on. Chapter 2 made it the root
 //! with chroot, which a root process can walk back out of. Here the
 //! child, in its own mount namespace, makes it the root of the *mount
@@ -33,41 +33,18 @@
 //! config.json), and the image is used in place, writable: chapter 7
 //! gives each container a copy-on-write layer of its own.
 
+use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::{env, fs};
+use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chdir, pivot_root};
 
+use crate::image::DEVICES;
 use crate::trace;
-
-/// Where tincan keeps its state (images, later containers and volumes),
-/// like /var/lib/docker. `TINCAN_ROOT` moves it, for tests.
-pub fn state_dir() -> PathBuf {
-    env::var_os("TINCAN_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/tincan"))
-}
-
-// ANCHOR: resolve
-/// Turn the IMAGE argument into the directory to use as the root.
-pub fn resolve(image: &str) -> Result<PathBuf> {
-    if image == "busybox" {
-        return busybox_image();
-    }
-    let meta = fs::metadata(image).with_context(|| format!("image {image}"))?;
-    if !meta.is_dir() {
-        bail!("image {image}: not a directory");
-    }
-    // An absolute path: the child changes directory before it uses it.
-    fs::canonicalize(image).with_context(|| format!("image {image}"))
-}
-// ANCHOR_END: resolve
 
 // ANCHOR: enter
 /// In the child, in its own mount namespace: make `rootfs` the root of
@@ -360,83 +337,3 @@ fn make_read_only(path: &str) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: mask_paths
-
-/// The character devices of a container's /dev (and of the busybox
-/// image): name, major and minor number, as in the kernel's
-/// Documentation/admin-guide/devices.txt.
-const DEVICES: [(&str, u64, u64); 6] = [
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
-
-/// Where distributions install a statically linked busybox.
-const HOST_BUSYBOX: [&str; 2] = ["/usr/bin/busybox", "/bin/busybox"];
-
-// ANCHOR: busybox
-/// The built-in `busybox` image, built on first use from the host's static
-/// busybox: one binary, a symbolic link named after each of its applets
-/// (`sh`, `ls`, `cat`, ...), a few devices in /dev, and just enough of
-/// /etc for `id` and `ls -l`.
-fn busybox_image() -> Result<PathBuf> {
-    let image = state_dir().join("images/busybox");
-    if image.join("bin/busybox").exists() {
-        return Ok(image);
-    }
-    let Some(busybox) = HOST_BUSYBOX.iter().find(|p| Path::new(p).exists())
-    else {
-        bail!(
-            "image busybox: busybox is not installed on this host \
-             (install busybox-static)"
-        );
-    };
-    // Build beside the image and rename it into place: a run killed
-    // halfway leaves no half-built image, and two runs building at once
-    // do not trip over each other.
-    let scratch = image.with_extension(format!("new.{}", std::process::id()));
-    let built = build_busybox(Path::new(busybox), &scratch).and_then(|()| {
-        match fs::rename(&scratch, &image) {
-            Err(_) if image.join("bin/busybox").exists() => Ok(()),
-            renamed => renamed.context("rename the new image into place"),
-        }
-    });
-    fs::remove_dir_all(&scratch).ok();
-    built.with_context(|| {
-        format!("build image busybox in {}", image.display())
-    })?;
-    Ok(image)
-}
-
-fn build_busybox(busybox: &Path, root: &Path) -> Result<()> {
-    for dir in ["bin", "dev", "etc", "proc", "root", "sys", "tmp"] {
-        fs::create_dir_all(root.join(dir))?;
-    }
-    fs::copy(busybox, root.join("bin/busybox"))?;
-    let list = Command::new(busybox).arg("--list").output()?;
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            symlink("busybox", root.join("bin").join(applet))?;
-        }
-    }
-    // The devices programs take for granted (`>/dev/null`), for a run
-    // with chapter 2's chroot; every container now gets a fresh /dev.
-    for (name, major, minor) in DEVICES {
-        let path = root.join("dev").join(name);
-        let mode = Mode::from_bits_truncate(0o666);
-        mknod(&path, SFlag::S_IFCHR, mode, makedev(major, minor))
-            .with_context(|| format!("mknod {}", path.display()))?;
-        // mknod's mode is cut by the umask.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o666))?;
-    }
-    fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\n\
-         nobody:x:65534:65534:nobody:/:/bin/false\n",
-    )?;
-    fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
-    Ok(())
-}
-// ANCHOR_END: busybox

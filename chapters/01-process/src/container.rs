@@ -1,0 +1,79 @@
+//! A container, from the command line to the exec: what happens in
+//! which order, and who undoes it.
+//!
+//! Two processes share the work. The runtime forks the child and waits
+//! for it. The child becomes the container's command. Every later
+//! chapter adds steps to the child between the fork and the exec, and
+//! to the runtime around them; the shape stays the same.
+//!
+//! ```text
+//! runtime                              child
+//! -------                              -----
+//! block signals, make the pipe
+//! fork -------------------------------> parent-death signal
+//! read the error pipe <--------------    exec (or report the error)
+//! wait, forwarding signals
+//! ```
+//!
+//! Whatever fails, the child is killed and reaped (`process::Child`).
+//!
+//! Syscalls: [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html).
+
+use anyhow::{Context, Result};
+use nix::sys::signal::SigSet;
+use nix::unistd::{fork, ForkResult};
+
+use crate::process::{self, Child};
+use crate::sync::{ChildEnd, Pipes};
+use crate::trace;
+
+/// Everything the runtime needs to know to start a container.
+pub struct Container {
+    /// The command to run, and its arguments.
+    pub command: Vec<String>,
+}
+
+impl Container {
+    /// A new container.
+    pub fn new(command: Vec<String>) -> Self {
+        Container { command }
+    }
+}
+
+// ANCHOR: run
+/// Start the container's process, wait for it, and return the status the
+/// runtime should exit with.
+pub fn run(container: &Container) -> Result<u8> {
+    let signals = process::block_signals()?;
+    let pipes = Pipes::new()?;
+    trace!("fork()");
+    // SAFETY: the runtime has not started any thread, so the child is a
+    // full copy of a single-threaded process and may do anything before
+    // it execs, allocation included.
+    let (child, mut pipes) =
+        match unsafe { fork() }.context("fork the container process")? {
+            ForkResult::Child => start(container, pipes.child_end(), &signals),
+            ForkResult::Parent { child } => {
+                (Child::new(child), pipes.runtime_end())
+            }
+        };
+
+    // From here, an error drops `child`: killed if need be, and reaped.
+    pipes.child_error()?;
+    child.wait(&signals)
+}
+// ANCHOR_END: run
+
+// ANCHOR: start
+/// In the child: become the container's command. Never returns: a
+/// failure goes to the runtime through the error pipe, and the child
+/// exits.
+fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
+    let ChildEnd { errors } = pipes;
+    let set_up = || -> Result<()> { process::die_with_the_runtime() };
+    if let Err(err) = set_up() {
+        errors.report_and_exit(err);
+    }
+    process::become_command(&container.command, errors, signals)
+}
+// ANCHOR_END: start
