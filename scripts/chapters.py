@@ -394,17 +394,20 @@ def carry(number):
         for kind in ("solutions", "chapters")
     ]
     for target in targets:
-        # a/solutions/NN-slug/src/x.rs: three components to strip.
-        run = subprocess.run(
-            ["patch", "-p3", "-N", "--no-backup-if-mismatch", "-r", "-",
-             "-d", str(ROOT / target)],
-            input=diff, capture_output=True, text=True,
-        )
-        status = "carried" if run.returncode == 0 else "FAILED"
-        failed += run.returncode != 0
-        print(f"carry: {target}: {status}")
-        if run.returncode != 0:
-            print(run.stdout.strip())
+        # a/solutions/NN-slug/src/x.rs: three components to strip. A dry
+        # run first: a copy takes the whole change, or none of it.
+        command = ["patch", "-p3", "-N", "--no-backup-if-mismatch",
+                   "-r", "-", "-d", str(ROOT / target)]
+        trial = subprocess.run(command + ["--dry-run"], input=diff,
+                               capture_output=True, text=True)
+        if trial.returncode == 0:
+            subprocess.run(command, input=diff, capture_output=True,
+                           text=True, check=True)
+            print(f"carry: {target}: carried")
+        else:
+            failed += 1
+            print(f"carry: {target}: NOT carried, make the change by hand:")
+            print(trial.stdout.strip())
     return 1 if failed else 0
 
 

@@ -1,10 +1,47 @@
 //! Run a chapter's binary as a user would, and capture how it ended.
+//!
+//! No run can hang a test: each blocking step (a whole run, a line of
+//! output, the end of a spawned run) has a deadline. Past it, the
+//! runtime and every process under it are killed, and the test fails
+//! with what the run printed and what usually causes a hang. A spawned
+//! run dropped before it ended (a failed assertion) is killed and
+//! reaped the same way, so it leaves no container behind.
 
 use std::ffi::OsStr;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a run, or a wait for one line, may take before the test
+/// gives up on it. `TINCAN_TEST_TIMEOUT` (seconds) changes it.
+fn timeout() -> Duration {
+    let seconds = std::env::var("TINCAN_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    Duration::from_secs(seconds)
+}
+
+/// What makes a run hang, most often: said when one does.
+const HANG_HINTS: &str = "\
+a run that never ends is most often one of:
+- a process of the container still holds the output open (it is waited
+  for by whoever reads the output: check that the runtime waits for its
+  child, and that the init exits when its command does);
+- the runtime does not forward signals, or does not reap its child
+  (wait_for: sigwait, then waitpid(WNOHANG) until ECHILD or StillAlive);
+- the error pipe is held open: a copy of its write end kept after exec
+  (not O_CLOEXEC), or by a process that never execs (the init must drop
+  its copy);
+- a blocking waitpid on the wrong process, or a PID namespace unshared
+  in the child instead of the runtime (its first fork is PID 1, and
+  when that exits, fork fails).";
 
 /// A command line for the chapter's binary, built up before it runs.
 pub struct Tincan {
@@ -83,14 +120,18 @@ impl Tincan {
     }
 
     /// Run to the end and capture stdout, stderr and the exit status.
+    /// Past the deadline, kill everything and fail, showing the output.
     pub fn run(mut self) -> Run {
-        let mut child = self
+        let child = self
             .command
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the chapter binary");
+        let deadline = Deadline::arm(child.id() as i32);
+        let mut child = child;
         let mut stdin = child.stdin.take().unwrap();
         // Write from a thread: a command that prints before it reads
         // would otherwise fill its pipe and wait on us forever.
@@ -101,7 +142,64 @@ impl Tincan {
         });
         let output = child.wait_with_output().expect("wait for the binary");
         writer.join().unwrap();
-        Run::from_parts(output.status, output.stdout, output.stderr)
+        let run = Run::from_parts(output.status, output.stdout, output.stderr);
+        deadline.check("the run", &run);
+        run
+    }
+
+    /// Run to the end on a pseudo-terminal of its own, as a user at a
+    /// terminal runs it: stdin, stdout and stderr are the terminal, and
+    /// it is the runtime's controlling terminal. Returns the run (stdout
+    /// is what the terminal showed, stderr is empty) and the input left
+    /// waiting in the terminal when the run ended: what the shell the
+    /// user typed the command into would read next.
+    pub fn run_on_terminal(mut self) -> (Run, String) {
+        let terminal = Terminal::open();
+        let slave = terminal.slave.as_raw_fd();
+        // SAFETY: between fork and exec, the hook calls setsid and ioctl
+        // only, which are async-signal-safe.
+        unsafe {
+            self.command.pre_exec(move || {
+                if libc::setsid() < 0
+                    || libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = self
+            .command
+            .stdin(terminal.stdio())
+            .stdout(terminal.stdio())
+            .stderr(terminal.stdio())
+            .spawn()
+            .expect("start the chapter binary");
+        // The command holds copies of the terminal: while one is open,
+        // reading the terminal never comes to its end.
+        drop(self);
+        let deadline = Deadline::arm(child.id() as i32);
+        let mut child = child;
+        // Read what the terminal shows as it comes: a full terminal
+        // buffer would stall the run.
+        let mut master = terminal.master_file();
+        let reader = std::thread::spawn(move || {
+            let mut shown = Vec::new();
+            let mut buffer = [0u8; 4096];
+            // EIO once no process holds the terminal any more.
+            while let Ok(n @ 1..) = master.read(&mut buffer) {
+                shown.extend_from_slice(&buffer[..n]);
+            }
+            shown
+        });
+        let status = child.wait().expect("wait for the binary");
+        let pending = terminal.pending_input();
+        // Our own end of the terminal goes: the reader sees EIO.
+        drop(terminal);
+        let shown = reader.join().expect("read the terminal");
+        let run = Run::from_parts(status, shown, Vec::new());
+        deadline.check("the run on a terminal", &run);
+        (run, pending)
     }
 
     /// Start the binary and return at once, for tests that signal it.
@@ -109,6 +207,7 @@ impl Tincan {
     pub fn spawn(mut self) -> Running {
         let mut child = self
             .command
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -128,6 +227,7 @@ impl Tincan {
             stdout,
             stderr: Some(stderr),
             seen: String::new(),
+            reaped: false,
         }
     }
 }
@@ -138,6 +238,7 @@ pub struct Running {
     stdout: BufReader<ChildStdout>,
     stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
     seen: String,
+    reaped: bool,
 }
 
 impl Running {
@@ -156,10 +257,16 @@ impl Running {
     }
 
     /// Block until the container prints a whole line, and return it.
+    /// Past the deadline, kill everything and fail.
     pub fn read_line(&mut self) -> String {
+        let deadline = Deadline::arm(self.pid());
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("read the output");
         self.seen.push_str(&line);
+        if deadline.expired() {
+            let run = self.finish();
+            deadline.check("a line of output", &run);
+        }
         line
     }
 
@@ -168,8 +275,7 @@ impl Running {
     pub fn expect_line(&mut self, expected: &str) {
         let line = self.read_line();
         if line != expected {
-            // SAFETY: kill takes plain integers.
-            unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+            kill_tree(self.pid());
             let run = self.finish();
             panic!("expected the line {expected:?}, got {line:?}:\n{run}");
         }
@@ -183,8 +289,12 @@ impl Running {
     }
 
     /// Wait for the runtime to exit; stdout holds every line printed.
+    /// Past the deadline, kill everything and fail.
     pub fn wait(mut self) -> Run {
-        self.finish()
+        let deadline = Deadline::arm(self.pid());
+        let run = self.finish();
+        deadline.check("the end of the run", &run);
+        run
     }
 
     fn finish(&mut self) -> Run {
@@ -196,9 +306,164 @@ impl Running {
             thread.join().expect("read stderr")
         });
         let status = self.child.wait().expect("wait for the binary");
+        self.reaped = true;
         self.seen.push_str(&rest);
         let stdout = std::mem::take(&mut self.seen).into_bytes();
         Run::from_parts(status, stdout, stderr)
+    }
+}
+
+impl Drop for Running {
+    /// A run the test did not wait for (it failed first, say) is killed
+    /// with everything under it, and reaped.
+    fn drop(&mut self) {
+        if !self.reaped {
+            kill_tree(self.pid());
+            self.child.wait().ok();
+        }
+    }
+}
+
+/// Kills a process and everything under it unless disarmed in time.
+struct Deadline {
+    disarm: Option<mpsc::Sender<()>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl Deadline {
+    /// Start the clock for the run whose runtime is `pid`.
+    fn arm(pid: i32) -> Deadline {
+        let (disarm, disarmed) = mpsc::channel::<()>();
+        let expired = Arc::new(AtomicBool::new(false));
+        let flag = expired.clone();
+        let limit = timeout();
+        std::thread::spawn(move || {
+            // A message, or the sender dropped: disarmed in time.
+            if let Err(mpsc::RecvTimeoutError::Timeout) =
+                disarmed.recv_timeout(limit)
+            {
+                flag.store(true, Ordering::SeqCst);
+                kill_tree(pid);
+            }
+        });
+        Deadline {
+            disarm: Some(disarm),
+            expired,
+        }
+    }
+
+    fn expired(&self) -> bool {
+        self.expired.load(Ordering::SeqCst)
+    }
+
+    /// Stop the clock; fail, showing `run`, if it ran out waiting for
+    /// `what`.
+    fn check(mut self, what: &str, run: &Run) {
+        self.disarm.take();
+        if self.expired() {
+            panic!(
+                "{what} took more than {:?}, and was killed with every \
+                 process under it:\n{run}\n{HANG_HINTS}",
+                timeout()
+            );
+        }
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        if let Some(disarm) = self.disarm.take() {
+            disarm.send(()).ok();
+        }
+    }
+}
+
+/// SIGKILL process `pid`, its process group, and every process under
+/// it, found through /proc before any is killed (a container in a
+/// session of its own is in no group of ours).
+fn kill_tree(pid: i32) {
+    let mut all = vec![pid];
+    let mut at = 0;
+    while at < all.len() {
+        let parent = all[at];
+        let tasks = format!("/proc/{parent}/task");
+        for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+            let children = task.path().join("children");
+            let list = std::fs::read_to_string(children).unwrap_or_default();
+            all.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+        at += 1;
+    }
+    // SAFETY: kill takes plain integers.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    for pid in all {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// A pseudo-terminal: the master end the test reads, and the slave end
+/// the run uses as its terminal.
+struct Terminal {
+    master: OwnedFd,
+    slave: OwnedFd,
+}
+
+impl Terminal {
+    fn open() -> Terminal {
+        // SAFETY: plain calls on descriptors we own; ptsname_r fills
+        // the buffer it is given, NUL-terminated.
+        unsafe {
+            let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+            assert!(master >= 0, "posix_openpt");
+            let master = OwnedFd::from_raw_fd(master);
+            let fd = master.as_raw_fd();
+            assert_eq!(libc::grantpt(fd), 0, "grantpt");
+            assert_eq!(libc::unlockpt(fd), 0, "unlockpt");
+            let mut name = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+            let slave =
+                libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
+            assert!(slave >= 0, "open the terminal's slave end");
+            Terminal {
+                master,
+                slave: OwnedFd::from_raw_fd(slave),
+            }
+        }
+    }
+
+    fn stdio(&self) -> Stdio {
+        Stdio::from(self.slave.try_clone().expect("dup the terminal"))
+    }
+
+    fn master_file(&self) -> std::fs::File {
+        std::fs::File::from(self.master.try_clone().expect("dup the master"))
+    }
+
+    /// The input waiting to be read from the terminal, without waiting
+    /// for more.
+    fn pending_input(&self) -> String {
+        let fd = self.slave.as_raw_fd();
+        let mut pending = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // SAFETY: fcntl and read on a descriptor we own, into a buffer
+        // of the size given.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+            loop {
+                let n =
+                    libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len());
+                if n <= 0 {
+                    break;
+                }
+                pending.extend_from_slice(&buffer[..n as usize]);
+            }
+        }
+        String::from_utf8_lossy(&pending).into_owned()
     }
 }
 

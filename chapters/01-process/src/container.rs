@@ -10,7 +10,8 @@
 //! runtime                              child
 //! -------                              -----
 //! block signals, make the pipe
-//! fork -------------------------------> parent-death signal
+//! fork -------------------------------> new session
+//!                                        parent-death signal
 //! read the error pipe <--------------    exec (or report the error)
 //! wait, forwarding signals
 //! ```
@@ -20,7 +21,6 @@
 //! Syscalls: [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html).
 
 use anyhow::{Context, Result};
-use nix::sys::signal::SigSet;
 use nix::unistd::{fork, ForkResult};
 
 use crate::process::{self, Child};
@@ -52,7 +52,7 @@ pub fn run(container: &Container) -> Result<u8> {
     // it execs, allocation included.
     let (child, mut pipes) =
         match unsafe { fork() }.context("fork the container process")? {
-            ForkResult::Child => start(container, pipes.child_end(), &signals),
+            ForkResult::Child => start(container, pipes.child_end()),
             ForkResult::Parent { child } => {
                 (Child::new(child), pipes.runtime_end())
             }
@@ -68,12 +68,15 @@ pub fn run(container: &Container) -> Result<u8> {
 /// In the child: become the container's command. Never returns: a
 /// failure goes to the runtime through the error pipe, and the child
 /// exits.
-fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
+fn start(container: &Container, pipes: ChildEnd) -> ! {
     let ChildEnd { errors } = pipes;
-    let set_up = || -> Result<()> { process::die_with_the_runtime() };
+    let set_up = || -> Result<()> {
+        process::new_session()?;
+        process::die_with_the_runtime()
+    };
     if let Err(err) = set_up() {
         errors.report_and_exit(err);
     }
-    process::become_command(&container.command, errors, signals)
+    process::become_command(&container.command, errors)
 }
 // ANCHOR_END: start

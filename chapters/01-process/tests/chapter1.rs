@@ -146,3 +146,49 @@ fn trace_shows_the_kernel_steps() {
         assert!(run.stderr.contains(step), "no {step} in:\n{run}");
     }
 }
+
+#[test]
+fn the_command_starts_with_no_signal_ignored_or_blocked() {
+    // `yes` dies of SIGPIPE once `head` has its line. Had it inherited
+    // SIGPIPE ignored (Rust's runtime ignores it), it would print
+    // "Broken pipe" and fail; a blocked signal would never arrive.
+    let script = "yes | head -n 1; grep -E '^Sig(Blk|Ign)' /proc/self/status";
+    let run = tincan!().args(["run", "sh", "-c", script]).run();
+    run.expect_status(0);
+    assert_eq!(run.stderr, "", "yes did not die of SIGPIPE");
+    let mut lines = run.stdout.lines();
+    assert_eq!(lines.next(), Some("y"));
+    for line in lines {
+        let (name, mask) = line.split_once(":\t").unwrap();
+        let mask = u64::from_str_radix(mask, 16).unwrap();
+        // Signals 32 and 33 are the C library's own business.
+        let glibc = (1 << 31) | (1 << 32);
+        assert_eq!(
+            mask & !glibc,
+            0,
+            "the command starts with signals {name}: {line} (each bit \
+             is a signal, bit 0 is signal 1)"
+        );
+    }
+}
+
+#[test]
+fn the_container_has_a_session_of_its_own_and_no_terminal() {
+    // Run as a user at a terminal does: the terminal is the runtime's
+    // controlling terminal. The container must not have it as its own.
+    let script = "set -- $(cat /proc/$$/stat); \
+                  [ \"$6\" = $$ ] && echo 'leads its own session'; \
+                  { true </dev/tty; } 2>/dev/null || echo 'has no controlling terminal'";
+    let (run, _) = tincan!()
+        .args(["run", "sh", "-c", script])
+        .run_on_terminal();
+    run.expect_status(0);
+    assert!(
+        run.stdout.contains("leads its own session"),
+        "the container is in the caller's session (setsid):\n{run}"
+    );
+    assert!(
+        run.stdout.contains("has no controlling terminal"),
+        "the container can open the caller's terminal as /dev/tty:\n{run}"
+    );
+}

@@ -9,7 +9,8 @@
 //! runtime                              child
 //! -------                              -----
 //! block signals, make the pipe
-//! fork -------------------------------> parent-death signal
+//! fork -------------------------------> new session
+//!                                        parent-death signal
 //!                                        root file system
 //! read the error pipe <--------------    exec (or report the error)
 //! wait, forwarding signals
@@ -22,7 +23,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use nix::sys::signal::SigSet;
 use nix::unistd::{fork, ForkResult};
 
 use crate::process::{self, Child};
@@ -56,7 +56,7 @@ pub fn run(container: &Container) -> Result<u8> {
     // it execs, allocation included.
     let (child, mut pipes) =
         match unsafe { fork() }.context("fork the container process")? {
-            ForkResult::Child => start(container, pipes.child_end(), &signals),
+            ForkResult::Child => start(container, pipes.child_end()),
             ForkResult::Parent { child } => {
                 (Child::new(child), pipes.runtime_end())
             }
@@ -72,9 +72,10 @@ pub fn run(container: &Container) -> Result<u8> {
 /// In the child: become the container's command. Never returns: a
 /// failure goes to the runtime through the error pipe, and the child
 /// exits.
-fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
+fn start(container: &Container, pipes: ChildEnd) -> ! {
     let ChildEnd { errors } = pipes;
     let set_up = || -> Result<()> {
+        process::new_session()?;
         process::die_with_the_runtime()?;
         rootfs::enter(&container.rootfs)
     };
@@ -82,6 +83,6 @@ fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
         errors.report_and_exit(err);
     }
     process::set_environment();
-    process::become_command(&container.command, errors, signals)
+    process::become_command(&container.command, errors)
 }
 // ANCHOR_END: start

@@ -11,6 +11,8 @@
 //! [sigprocmask(2)](https://man7.org/linux/man-pages/man2/sigprocmask.2.html),
 //! [sigwait(3)](https://man7.org/linux/man-pages/man3/sigwait.3.html),
 //! [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html),
+//! [sigaction(2)](https://man7.org/linux/man-pages/man2/sigaction.2.html),
+//! [setsid(2)](https://man7.org/linux/man-pages/man2/setsid.2.html),
 //! [prctl(2)](https://man7.org/linux/man-pages/man2/prctl.2.html).
 //!
 //! Simpler than a production runtime: no terminal handling (the command
@@ -23,9 +25,11 @@ use std::fmt;
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::prctl;
-use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signal::{
+    kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal,
+};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{execvp, Pid};
+use nix::unistd::{execvp, setsid, Pid};
 
 use crate::sync::ErrorPipe;
 use crate::trace;
@@ -111,16 +115,56 @@ impl Drop for Child {
 }
 
 /// The last step of the child, or of the init's child: exec the command,
-/// with no signal blocked, as programs expect. Never returns.
-pub fn become_command(
-    command: &[String],
-    errors: ErrorPipe,
-    signals: &SigSet,
-) -> ! {
-    signals.thread_unblock().ok();
+/// with every signal as programs expect to find it. Never returns.
+pub fn become_command(command: &[String], errors: ErrorPipe) -> ! {
+    reset_signals();
     trace!("execvp({command:?})");
     errors.report_and_exit(exec(command))
 }
+
+// ANCHOR: reset_signals
+/// Put every signal back to its default action, and block none. exec
+/// resets the signals we catch, but keeps those we ignore and the mask:
+/// Rust's runtime ignores SIGPIPE, and the runtime blocks what it
+/// forwards. A command that inherited an ignored SIGPIPE would not die
+/// when its reader goes (`yes | head -1` would print "Broken pipe" and
+/// fail); one that inherited a blocked SIGTERM would not stop.
+fn reset_signals() {
+    let default =
+        SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator() {
+        if signal == Signal::SIGKILL || signal == Signal::SIGSTOP {
+            continue; // their action cannot be changed
+        }
+        // SAFETY: the default action runs no code of ours.
+        unsafe { sigaction(signal, &default) }.ok();
+    }
+    // The real-time signals, which nix does not name. (The two below
+    // SIGRTMIN are the C library's own.)
+    for signal in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        // SAFETY: as above; a zeroed sigaction is SIG_DFL, no flags.
+        unsafe {
+            let default: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signal, &default, std::ptr::null_mut());
+        }
+    }
+    SigSet::empty().thread_set_mask().ok();
+}
+// ANCHOR_END: reset_signals
+
+// ANCHOR: new_session
+/// Leave the caller's session for a new one, with no controlling
+/// terminal. The container's processes are then no job of the caller's
+/// shell (Ctrl-C reaches the container once, through the runtime), and
+/// the terminal cannot be opened as /dev/tty nor have input pushed into
+/// it with TIOCSTI by a process without CAP_SYS_ADMIN: a terminal is
+/// only the controlling terminal of its own session.
+pub fn new_session() -> Result<()> {
+    trace!("setsid()");
+    setsid().context("setsid")?;
+    Ok(())
+}
+// ANCHOR_END: new_session
 
 /// The search path Docker gives containers whose image sets none.
 const DEFAULT_PATH: &str =

@@ -10,7 +10,8 @@
 //! -------                              -----
 //! block signals, make the pipe
 //! unshare the PID namespace
-//! fork -------------------------------> parent-death signal
+//! fork -------------------------------> new session
+//!                                        parent-death signal
 //!                                        namespaces, root file system
 //! read the error pipe <--------------    exec (or report the error)
 //! wait, forwarding signals
@@ -121,6 +122,7 @@ pub fn run(container: &Container) -> Result<u8> {
 fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
     let ChildEnd { errors } = pipes;
     let set_up = || -> Result<()> {
+        process::new_session()?;
         process::die_with_the_runtime()?;
         enter_container(container)
     };
@@ -131,7 +133,7 @@ fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
     if container.options.init {
         process::run_init(&container.command, errors, signals);
     }
-    process::become_command(&container.command, errors, signals)
+    process::become_command(&container.command, errors)
 }
 // ANCHOR_END: start
 

@@ -128,6 +128,7 @@ pub fn run(container: &Container) -> Result<u8> {
 fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
     let ChildEnd { errors } = pipes;
     let set_up = || -> Result<()> {
+        process::new_session()?;
         process::close_inherited_files(&[errors.as_raw_fd()])?;
         process::die_with_the_runtime()?;
         enter_container(container)
@@ -139,7 +140,7 @@ fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
     if container.options.init {
         process::run_init(&container.command, errors, signals);
     }
-    process::become_command(&container.command, errors, signals)
+    process::become_command(&container.command, errors)
 }
 // ANCHOR_END: start
 

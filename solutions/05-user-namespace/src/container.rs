@@ -160,6 +160,7 @@ fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
         sync::exit_now(125)
     }
     let set_up = || -> Result<()> {
+        process::new_session()?;
         process::close_inherited_files(&[errors.as_raw_fd(), go.as_raw_fd()])?;
         if container.options.userns {
             namespaces::become_root()?;
@@ -182,7 +183,7 @@ fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
     if container.options.init {
         process::run_init(&container.command, errors, signals);
     }
-    process::become_command(&container.command, errors, signals)
+    process::become_command(&container.command, errors)
 }
 // ANCHOR_END: start
 
