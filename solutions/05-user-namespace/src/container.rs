@@ -13,7 +13,8 @@
 //! block signals, make pipes
 //! clone ------------------------------> wait for go
 //! write id maps                             :
-//! go --------------------------------->  close inherited files
+//! go --------------------------------->  new session
+//!                                        close inherited files
 //!                                        become root (--userns)
 //!                                        parent-death signal
 //!                                        namespaces, root file system

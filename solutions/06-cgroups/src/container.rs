@@ -16,7 +16,8 @@
 //! block signals, make pipes
 //! clone ------------------------------> wait for go
 //! add to cgroup, write id maps              :
-//! go --------------------------------->  close inherited files
+//! go --------------------------------->  new session
+//!                                        close inherited files
 //!                                        become root (--userns)
 //!                                        parent-death signal
 //!                                        namespaces, root file system
