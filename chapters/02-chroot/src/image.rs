@@ -61,7 +61,12 @@ const HOST_BUSYBOX: [&str; 2] = ["/usr/bin/busybox", "/bin/busybox"];
 /// /etc for `id` and `ls -l`.
 fn busybox_image() -> Result<PathBuf> {
     let image = state_dir().join("images/busybox");
+    remove_stale_builds(&image);
     if image.join("bin/busybox").exists() {
+        // Built before /tmp was made writable by all (1777): mend it.
+        let tmp = image.join("tmp");
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))
+            .with_context(|| format!("chmod 1777 {}", tmp.display()))?;
         return Ok(image);
     }
     let Some(busybox) = HOST_BUSYBOX.iter().find(|p| Path::new(p).exists())
@@ -88,10 +93,37 @@ fn busybox_image() -> Result<PathBuf> {
     Ok(image)
 }
 
+/// Remove what builds of `image` left behind when they were killed
+/// halfway: `busybox.new.PID`, whose process PID is gone. (A build in
+/// progress has a live PID; a PID reused since is a rare leftover kept
+/// a while longer, never a build broken.)
+fn remove_stale_builds(image: &Path) {
+    let (Some(dir), Some(name)) = (image.parent(), image.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.new.", name.to_string_lossy());
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            fs::remove_dir_all(entry.path()).ok();
+        }
+    }
+}
+
 fn build_busybox(busybox: &Path, root: &Path) -> Result<()> {
     for dir in ["bin", "dev", "etc", "proc", "root", "sys", "tmp"] {
         fs::create_dir_all(root.join(dir))?;
     }
+    // Anyone may write in /tmp, and only remove their own files there
+    // (the sticky bit), as in every distribution: a container whose root
+    // is not the host's root (chapter 5) needs it too.
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))?;
     fs::copy(busybox, root.join("bin/busybox"))?;
     let list = Command::new(busybox).arg("--list").output()?;
     for applet in String::from_utf8_lossy(&list.stdout).lines() {

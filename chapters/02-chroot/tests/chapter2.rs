@@ -5,7 +5,7 @@
 //! file system ([`testkit::rootfs`]), or in the built-in `busybox` image.
 
 use std::fs;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
 use testkit::{rootfs, tincan, Host, TempDir};
 
@@ -163,6 +163,29 @@ fn the_builtin_busybox_image_is_built_on_first_use() {
     // Nothing half-built is left beside it.
     let entries = fs::read_dir(state.path().join("images")).unwrap().count();
     assert_eq!(entries, 1);
+    // Everyone's /tmp, as in every distribution: sticky, and writable by
+    // all (a container's root is not always the host's root).
+    let tmp = fs::metadata(busybox.join("tmp")).unwrap();
+    assert_eq!(tmp.permissions().mode() & 0o7777, 0o1777, "/tmp's mode");
+}
+
+#[test]
+fn a_build_killed_halfway_leaves_nothing_for_long() {
+    // What a runtime killed while building the image leaves: its
+    // scratch directory, named after its process, which is gone.
+    let state = TempDir::new();
+    let gone = state.path().join("images/busybox.new.4194305");
+    fs::create_dir_all(gone.join("bin")).unwrap();
+    let run = tincan!()
+        .env("TINCAN_ROOT", state.path())
+        .args(["run", "busybox", "true"])
+        .run();
+    run.expect_status(0);
+    assert!(
+        !gone.exists(),
+        "the killed build's {} is left",
+        gone.display()
+    );
 }
 
 #[test]

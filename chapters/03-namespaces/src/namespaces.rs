@@ -38,6 +38,34 @@ pub fn unshare_pid() -> Result<()> {
 }
 // ANCHOR_END: unshare_pid
 
+// ANCHOR: parse_hostname
+/// Parse a `--hostname` value: a host name as RFC 1123 has it, labels
+/// of letters, digits and hyphens (not first or last), 63 at most,
+/// joined by dots; 64 in all, the kernel's limit. Anything else (a
+/// slash, a newline, a terminal's escape sequence) has no business in
+/// a name that prompts and logs print.
+pub fn parse_hostname(value: &str) -> Result<String, String> {
+    const EXPECTED: &str = "expected letters, digits and inner hyphens, in \
+                            dot-separated labels of 1 to 63";
+    if value.len() > 64 {
+        return Err("a hostname is 64 characters at most".into());
+    }
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if value.split('.').all(label_ok) {
+        Ok(value.to_string())
+    } else {
+        Err(EXPECTED.into())
+    }
+}
+// ANCHOR_END: parse_hostname
+
 // ANCHOR: enter
 /// In the child: leave the host's UTS, IPC and mount namespaces for new
 /// ones, and name the new UTS namespace `hostname`.
@@ -67,3 +95,38 @@ pub fn mount_proc() -> Result<()> {
     todo!("mount proc")
 }
 // ANCHOR_END: mount_proc
+
+#[cfg(test)]
+mod tests {
+    use super::parse_hostname;
+
+    #[test]
+    fn a_hostname_is_dot_separated_labels() {
+        for good in ["box", "web-1", "a.b.c", "X9", &"a".repeat(63)] {
+            assert_eq!(parse_hostname(good).as_deref(), Ok(good));
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        let long = format!("{}.{}", "a".repeat(40), "b".repeat(40));
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "-box",
+            "box-",
+            "a/b",
+            "/",
+            "box\n",
+            "b\x1b[2J",
+            "b ox",
+            "bö",
+            "a_b",
+            &"a".repeat(64),
+            &long,
+        ] {
+            assert!(parse_hostname(bad).is_err(), "took {bad:?}");
+        }
+    }
+}

@@ -185,6 +185,14 @@ fn a_bad_hostname_exits_125_and_leaves_the_host_alone() {
     let run = run_in_rootfs(&["--hostname", &long], &["true"]).run();
     run.expect_status(125).error_line();
     insta::assert_snapshot!("bad_hostname", run);
+    // Names a terminal or a log would show wrong, or that no resolver
+    // takes: refused before anything is made.
+    for bad in ["", "/", "a/b", "box\n", "\x1b]0;owned\x07", "-box", "a..b"] {
+        let flag = format!("--hostname={bad}");
+        let run = run_in_rootfs(&[&flag], &["true"]).run();
+        let line = run.expect_status(125).error_line();
+        assert!(line.contains("--hostname"), "{bad:?}: {line}");
+    }
     before.assert_unchanged();
 }
 

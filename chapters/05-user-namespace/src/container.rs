@@ -55,6 +55,7 @@ use crate::{namespaces, rootfs};
 pub struct Options {
     /// The container's hostname [default: its id]
     #[arg(long, value_name = "NAME")]
+    #[arg(value_parser = namespaces::parse_hostname)]
     pub hostname: Option<String>,
 
     /// Run a minimal init as PID 1, with the command as its child

@@ -117,11 +117,16 @@ pub fn parse_cpus(value: &str) -> Result<u64, String> {
     Ok((cpus * CPU_PERIOD_US as f64).round() as u64)
 }
 
-/// Parse a `--pids-limit` value: at least one process, the command.
+/// The most processes Linux can number at once on 64-bit machines
+/// (PID_MAX_LIMIT): a limit above it limits nothing.
+const PIDS_MAX: u64 = 4_194_304;
+
+/// Parse a `--pids-limit` value: at least one process, the command,
+/// and no more than Linux can have.
 pub fn parse_pids(value: &str) -> Result<u64, String> {
     match value.parse::<u64>() {
-        Ok(pids) if pids > 0 => Ok(pids),
-        _ => Err("expected a number of processes, 1 or more".into()),
+        Ok(pids) if (1..=PIDS_MAX).contains(&pids) => Ok(pids),
+        _ => Err(format!("expected a number of processes, 1 to {PIDS_MAX}")),
     }
 }
 // ANCHOR_END: parse

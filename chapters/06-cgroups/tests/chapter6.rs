@@ -228,8 +228,10 @@ fn bad_values_exit_125_with_one_line_and_make_nothing() {
         ("--cpus", "-1"),
         ("--cpus", "0"),
         ("--cpus", "half"),
+        ("--memory", "99999999999999999999g"),
         ("--pids-limit", "0"),
         ("--pids-limit", "-5"),
+        ("--pids-limit", "4194305"),
     ] {
         let run = traced(&[option, value], &["true"]).run();
         report.push_str(run.expect_status(125).error_line());

@@ -41,7 +41,8 @@ fn cpus_are_microseconds_per_period() {
 fn pids_are_one_or_more() {
     assert_eq!(parse_pids("1"), Ok(1));
     assert_eq!(parse_pids("100"), Ok(100));
-    for bad in ["0", "-5", "ten", ""] {
+    assert_eq!(parse_pids("4194304"), Ok(4_194_304));
+    for bad in ["0", "-5", "ten", "", "4194305", "99999999999999999999"] {
         assert!(parse_pids(bad).is_err(), "--pids-limit {bad:?} was taken");
     }
 }
