@@ -175,6 +175,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
+# Pseudo-terminals, for the tests that run tincan as a user at a
+# terminal does.
+mount -t devpts devpts /dev/pts
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 # What systemd does at boot: let the root's children use controllers.
 echo '+memory +pids +cpu' >/sys/fs/cgroup/cgroup.subtree_control

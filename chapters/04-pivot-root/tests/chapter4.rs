@@ -5,6 +5,7 @@
 //! file system ([`testkit::rootfs`]), which has the project's `probe`.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
 use testkit::{rootfs, tincan, Host, TempDir, Tincan};
 
@@ -202,4 +203,188 @@ fn trace_shows_pivot_root() {
     ] {
         assert!(run.stderr.contains(step), "no {step} in:\n{run}");
     }
+}
+
+/// A small image of the test's own, which it may change: busybox and
+/// the few applets the tests run, and the directories a container
+/// needs, unless `without` names them.
+fn small_image(without: &[&str]) -> TempDir {
+    use std::os::unix::fs::symlink;
+    let image = TempDir::new();
+    let bin = image.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    fs::copy(rootfs().join("bin/busybox"), bin.join("busybox")).unwrap();
+    for applet in ["sh", "cat", "true", "head", "ls"] {
+        symlink("busybox", bin.join(applet)).unwrap();
+    }
+    for dir in ["proc", "dev", "sys", "tmp"] {
+        if !without.contains(&dir) {
+            fs::create_dir(image.path().join(dir)).unwrap();
+        }
+    }
+    image
+}
+
+#[test]
+fn an_image_whose_proc_dev_or_sys_is_a_link_is_refused() {
+    // A link in the image is followed on the host's side while the
+    // runtime sets up: it could lead the mounts and devices anywhere.
+    let host = TempDir::new();
+    for dir in ["proc", "dev", "sys"] {
+        let image = small_image(&[dir]);
+        std::os::unix::fs::symlink(host.path(), image.path().join(dir))
+            .unwrap();
+        let before = Host::capture();
+        let run = tincan!().arg("run").arg(image.path()).arg("true").run();
+        let line = run.expect_status(125).error_line();
+        let expected = format!("/{dir} in the image is a symbolic link");
+        assert!(line.contains(&expected), "{line}");
+        before.assert_unchanged();
+        let left = fs::read_dir(host.path()).unwrap().count();
+        assert_eq!(left, 0, "the runtime made files through /{dir}");
+    }
+}
+
+#[test]
+fn a_link_swapped_in_for_dev_never_leads_the_runtime_out() {
+    // While containers start, /dev in the image flips, atomically, from
+    // a directory to a link to a host directory and back: the race a
+    // runtime that looks a path up twice loses (CVE-2019-16884 and
+    // CVE-2021-30465 are of this kind). The host's file must keep its
+    // mode, and no device may appear beside it.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let image = small_image(&[]);
+    let host = TempDir::new();
+    let victim = host.path().join("null");
+    fs::write(&victim, "a file of the host\n").unwrap();
+    let private = fs::Permissions::from_mode(0o600);
+    fs::set_permissions(&victim, private).unwrap();
+    std::os::unix::fs::symlink(host.path(), image.path().join("dev.link"))
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        let dev = std::ffi::CString::new(
+            image
+                .path()
+                .join("dev")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        let link = std::ffi::CString::new(
+            image
+                .path()
+                .join("dev.link")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        std::thread::spawn(move || {
+            let mut flips = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: two NUL-terminated paths; no memory is written.
+                let rc = unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        dev.as_ptr(),
+                        libc::AT_FDCWD,
+                        link.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                if rc != 0 {
+                    break; // the test is over, and its image gone
+                }
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let before = Host::capture();
+    let (mut started, mut refused) = (0, 0);
+    for _ in 0..300 {
+        let run = tincan!().arg("run").arg(image.path()).arg("true").run();
+        // Refused at any step (the link seen, or the /dev just mounted
+        // detached by the swap): a broken image, and nothing worse.
+        match run.status {
+            0 => started += 1,
+            125 => {
+                run.error_line();
+                refused += 1;
+            }
+            _ => panic!("neither started nor refused:\n{run}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let flips = flipper.join().unwrap();
+    before.assert_unchanged();
+    let mut left: Vec<String> = fs::read_dir(host.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["null"], "the runtime made files in the host's dir");
+    let mode = fs::metadata(&victim).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o600, "the runtime changed a host file");
+    assert!(flips > 300, "the flipper flipped only {flips} times");
+    assert!(
+        started > 0 && refused > 0,
+        "{started} started, {refused} refused"
+    );
+}
+
+#[test]
+fn a_directory_as_stdin_is_replaced_with_dev_null() {
+    // A shell's `0</dir` hands the runtime a directory of the host: the
+    // container could name the host's files through /proc/self/fd/0.
+    let host = TempDir::new();
+    fs::write(host.path().join("secret"), "the host's secret\n").unwrap();
+    let inside = host.path().join("inside");
+    fs::create_dir(&inside).unwrap();
+    let run = run_in_rootfs(&[], &["cat", "/proc/self/fd/0/../secret"])
+        .with_open_dir(0, &inside)
+        .run();
+    assert!(!run.stdout.contains("secret"), "escaped:\n{run}");
+    let first = run.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.ends_with(
+            "stdin is a directory: the container gets /dev/null instead"
+        ),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_device_node_in_the_image_opens_nothing() {
+    // The container's devices are the few in its /dev; a node the image
+    // brings (here, the host's kernel log) does not open.
+    use std::os::unix::fs::FileTypeExt;
+    let image = small_image(&[]);
+    let kmsg = std::ffi::CString::new(
+        image
+            .path()
+            .join("kmsg")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: a NUL-terminated path; mknod writes no memory of ours.
+    let rc = unsafe {
+        libc::mknod(kmsg.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 11))
+    };
+    assert_eq!(rc, 0, "mknod kmsg in the image");
+    assert!(fs::metadata(image.path().join("kmsg"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let run = tincan!()
+        .arg("run")
+        .arg(image.path())
+        .args(["head", "-c", "1", "/kmsg"])
+        .run();
+    assert_ne!(run.status, 0, "read the host's kernel log:\n{run}");
+    assert!(run.stderr.contains("Permission denied"), "{run}");
 }

@@ -31,7 +31,7 @@
 use std::ffi::CString;
 use std::fmt;
 use std::fs;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -39,8 +39,9 @@ use nix::sys::prctl;
 use nix::sys::signal::{
     kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal,
 };
+use nix::sys::stat::{fstat, SFlag};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{execvp, fork, setsid, ForkResult, Pid};
+use nix::unistd::{dup2, execvp, fork, setsid, ForkResult, Pid};
 
 use crate::sync::ErrorPipe;
 use crate::trace;
@@ -128,6 +129,43 @@ impl Drop for Child {
         }
     }
 }
+
+// ANCHOR: check_standard_streams
+/// In the runtime, before the fork: the container inherits our stdin,
+/// stdout and stderr, and a directory there is a way out of any root,
+/// as an inherited directory is (`/proc/self/fd/0/..` is the host's
+/// `/` for a shell's `0</`). Anything but a file, a pipe, a socket or a
+/// character device (a terminal, /dev/null) is replaced with /dev/null,
+/// and we say so.
+pub fn check_standard_streams() -> Result<()> {
+    for (fd, name) in [(0, "stdin"), (1, "stdout"), (2, "stderr")] {
+        // Closed: the container has none either.
+        let Ok(stat) = fstat(fd) else { continue };
+        let what = match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT
+        {
+            SFlag::S_IFREG
+            | SFlag::S_IFIFO
+            | SFlag::S_IFSOCK
+            | SFlag::S_IFCHR => continue,
+            SFlag::S_IFDIR => "a directory",
+            SFlag::S_IFBLK => "a block device",
+            _ => "not a file, pipe, socket or terminal",
+        };
+        let null = fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .context("open /dev/null")?;
+        dup2(null.as_raw_fd(), fd)
+            .with_context(|| format!("replace {name} with /dev/null"))?;
+        eprintln!(
+            "{}: {name} is {what}: the container gets /dev/null instead",
+            crate::program_name()
+        );
+    }
+    Ok(())
+}
+// ANCHOR_END: check_standard_streams
 
 // ANCHOR: close_inherited_files
 /// In the child: close every file the runtime inherited and passed on,

@@ -7,7 +7,7 @@
 //! tree* instead, and throws the host's tree away:
 //!
 //! 1. bind-mount the image onto itself, so that it is a mount point, as
-//!    pivot_root requires;
+//!    pivot_root requires (and no device node of the image works);
 //! 2. mount what a Linux program expects to find inside it: /proc,
 //!    /sys (read-only), and a fresh /dev on a tmpfs, with only the
 //!    standard devices, /dev/pts and /dev/shm;
@@ -17,7 +17,24 @@
 //! 4. hide what /proc and /sys tell too much about (the masked paths)
 //!    and make the kernel's knobs read-only, as runc and crun do.
 //!
-//! Syscalls: [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html),
+//! Steps 1 and 2 happen in the image, a directory of the host that
+//! others may change while we work: a name in it, looked up twice,
+//! may lead somewhere else the second time (swap `dev` for a symbolic
+//! link to a host directory between the check and the mknod, and the
+//! runtime makes devices in the host's directory). So nothing there is
+//! done by path. The image is opened once, each directory in it is
+//! opened beneath it with openat2, refusing any symbolic link, and each
+//! file system is made with the mount API that works on descriptors
+//! (fsopen, fsmount, move_mount, open_tree): filled while no one else
+//! can see it, then attached to the directory we hold open.
+//!
+//! Syscalls: [openat2(2)](https://man7.org/linux/man-pages/man2/openat2.2.html),
+//! [open_tree(2)](https://man7.org/linux/man-pages/man2/open_tree.2.html),
+//! [fsopen(2)](https://man7.org/linux/man-pages/man2/fsopen.2.html),
+//! [fsmount(2)](https://man7.org/linux/man-pages/man2/fsmount.2.html),
+//! [move_mount(2)](https://man7.org/linux/man-pages/man2/move_mount.2.html),
+//! [mount_setattr(2)](https://man7.org/linux/man-pages/man2/mount_setattr.2.html),
+//! [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html),
 //! [pivot_root(2)](https://man7.org/linux/man-pages/man2/pivot_root.2.html),
 //! [umount2(2)](https://man7.org/linux/man-pages/man2/umount2.2.html),
 //! [mknod(2)](https://man7.org/linux/man-pages/man2/mknod.2.html); see
@@ -30,14 +47,22 @@
 //! gives each container a copy-on-write layer of its own.
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chdir, pivot_root};
+use rustix::fs::{
+    makedev, mkdirat, mknodat, openat2, symlinkat, FileType, Mode, OFlags,
+    ResolveFlags,
+};
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
+    move_mount, open_tree, FsMountFlags, FsOpenFlags, MountAttrFlags,
+    MoveMountFlags, OpenTreeFlags,
+};
 
 use crate::image::DEVICES;
 use crate::trace;
@@ -46,125 +71,257 @@ use crate::trace;
 /// In the child, in its own mount namespace: make `rootfs` the root of
 /// the mount tree, with the kernel's file systems mounted in it.
 pub fn enter(rootfs: &Path) -> Result<()> {
-    bind_onto_itself(rootfs)?;
+    let root = bind_onto_itself(rootfs)?;
+    let mut dev = None;
     for fs in &MOUNTS {
-        mount_in(rootfs, fs)?;
+        // What goes in /dev goes in the /dev just mounted, which no one
+        // else can change, whatever the image's `dev` has become since.
+        let (base, path) = match (fs.target.strip_prefix("dev/"), &dev) {
+            (Some(path), Some(dev)) => (dev, path),
+            _ => (&root, fs.target),
+        };
+        let mounted = mount_in(base, path, fs)?;
+        if fs.target == "dev" {
+            dev = Some(mounted);
+        }
     }
-    make_devices(&rootfs.join("dev"))?;
-    change_root(rootfs)?;
+    change_root(&root)?;
     mask_paths()
 }
 // ANCHOR_END: enter
 
 // ANCHOR: bind_onto_itself
 /// pivot_root wants the new root to be a mount point, and the image is
-/// a plain directory: bind-mount it onto itself to make it one.
-fn bind_onto_itself(rootfs: &Path) -> Result<()> {
-    trace!("mount({0}, {0}, MS_BIND | MS_REC)", rootfs.display());
-    mount(
-        Some(rootfs),
+/// a plain directory: bind-mount it onto itself to make it one. Returns
+/// the new mount's root, which everything else is made beneath.
+fn bind_onto_itself(rootfs: &Path) -> Result<OwnedFd> {
+    trace!(
+        "open_tree({}, OPEN_TREE_CLONE | AT_RECURSIVE)",
+        rootfs.display()
+    );
+    let image = rustix::fs::open(
         rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
     )
-    .with_context(|| format!("bind-mount {} onto itself", rootfs.display()))
+    .with_context(|| format!("open the image {}", rootfs.display()))?;
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_RECURSIVE
+        | OpenTreeFlags::AT_EMPTY_PATH;
+    let tree = open_tree(&image, "", flags).with_context(|| {
+        format!("bind-mount {} onto itself", rootfs.display())
+    })?;
+    // A device node in the image opens nothing: the container's devices
+    // are the few in its /dev.
+    set_attributes(&tree, MountAttrFlags::MOUNT_ATTR_NODEV, false)
+        .context("make the image nodev")?;
+    attach(&tree, &image).with_context(|| {
+        format!("bind-mount {} onto itself", rootfs.display())
+    })?;
+    Ok(tree)
 }
 // ANCHOR_END: bind_onto_itself
 
 /// One file system to mount in the container, as in the `mounts` of an
-/// OCI config.json.
+/// OCI config.json. `options` are mount(8)'s `-o`: `key=value`, or a
+/// flag alone.
 struct Mount {
     target: &'static str,
     fstype: &'static str,
-    flags: MsFlags,
-    data: &'static str,
+    attributes: MountAttrFlags,
+    options: &'static [&'static str],
 }
+
+const NOSUID: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOSUID;
+const NODEV: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NODEV;
+const NOEXEC: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOEXEC;
+const RDONLY: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_RDONLY;
 
 // ANCHOR: mounts
 /// What every container gets, in order (a mount on /dev/pts needs /dev
 /// first). The same list as runc's default config: nothing in these is
-/// a program to run (MS_NOEXEC) or a set-uid one (MS_NOSUID), and only
-/// /dev holds devices.
+/// a program to run (noexec) or a set-uid one (nosuid), and only /dev
+/// holds devices.
 const MOUNTS: [Mount; 6] = [
     Mount {
         target: "proc",
         fstype: "proc",
-        flags: MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC),
-        data: "",
+        attributes: NOSUID.union(NODEV).union(NOEXEC),
+        options: &[],
     },
     Mount {
         target: "dev",
         fstype: "tmpfs",
-        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_STRICTATIME),
-        data: "mode=755,size=65536k",
+        attributes: NOSUID.union(MountAttrFlags::MOUNT_ATTR_STRICTATIME),
+        options: &["mode=755", "size=65536k"],
     },
     Mount {
         target: "dev/pts",
         fstype: "devpts",
-        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
+        attributes: NOSUID.union(NOEXEC),
         // A devpts of its own: the container's terminals are not ours.
-        data: "newinstance,ptmxmode=0666,mode=0620",
+        options: &["newinstance", "ptmxmode=0666", "mode=0620"],
     },
     Mount {
         target: "dev/shm",
         fstype: "tmpfs",
-        flags: MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC),
-        data: "mode=1777,size=65536k",
+        attributes: NOSUID.union(NODEV).union(NOEXEC),
+        options: &["mode=1777", "size=65536k"],
     },
     Mount {
         target: "dev/mqueue",
         fstype: "mqueue",
-        flags: MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC),
-        data: "",
+        attributes: NOSUID.union(NODEV).union(NOEXEC),
+        options: &[],
     },
     Mount {
         target: "sys",
         fstype: "sysfs",
-        flags: MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC)
-            .union(MsFlags::MS_RDONLY),
-        data: "",
+        attributes: NOSUID.union(NODEV).union(NOEXEC).union(RDONLY),
+        options: &[],
     },
 ];
 // ANCHOR_END: mounts
 
-/// Mount `fs` at its target inside `rootfs`, making the directory if the
-/// image lacks it.
-fn mount_in(rootfs: &Path, fs: &Mount) -> Result<()> {
-    let target = rootfs.join(fs.target);
+// ANCHOR: mount_in
+/// Mount `fs` on the directory `path` beneath `base`, making it if the
+/// image lacks it, and return the new mount's root. The file system is
+/// made detached, then attached to the directory held open: nothing is
+/// looked up by name twice.
+fn mount_in(base: &OwnedFd, path: &str, fs: &Mount) -> Result<OwnedFd> {
     trace!(
-        "mount({0}, {1}, {0}, {2:?})",
+        "mount({0}, /{1}, {0}, {2:?})",
         fs.fstype,
-        target.display(),
-        fs.flags
+        fs.target,
+        fs.attributes
     );
-    fs::create_dir_all(&target)
-        .with_context(|| format!("create {}", target.display()))?;
-    let data = Some(fs.data).filter(|data| !data.is_empty());
-    mount(Some(fs.fstype), &target, Some(fs.fstype), fs.flags, data)
-        .with_context(|| format!("mount {} on /{}", fs.fstype, fs.target))
+    let target = dir_beneath(base, path, fs.target)?;
+    let mounted = new_mount(fs)
+        .with_context(|| format!("mount {} on /{}", fs.fstype, fs.target))?;
+    // A fresh /dev is filled before anyone can see it.
+    if fs.target == "dev" {
+        make_devices(&mounted)?;
+    }
+    attach(&mounted, &target)
+        .with_context(|| format!("mount {} on /{}", fs.fstype, fs.target))?;
+    Ok(mounted)
+}
+// ANCHOR_END: mount_in
+
+/// A new, detached file system of type `fs.fstype`, set up with its
+/// options and attributes: the file descriptor of its root.
+fn new_mount(fs: &Mount) -> rustix::io::Result<OwnedFd> {
+    let context = fsopen(fs.fstype, FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for option in fs.options {
+        match option.split_once('=') {
+            Some((key, value)) => fsconfig_set_string(&context, key, value)?,
+            None => fsconfig_set_flag(&context, *option)?,
+        }
+    }
+    fsconfig_create(&context)?;
+    fsmount(&context, FsMountFlags::FSMOUNT_CLOEXEC, fs.attributes)
 }
 
+/// Attach the detached mount `mounted` on the directory `target`.
+fn attach(mounted: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
+    let flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+    move_mount(mounted, "", target, "", flags)
+}
+
+/// Set mount attributes on the mount `fd` is the root of (and on every
+/// mount under it, when `recursive`), without touching the others:
+/// mount_setattr(2), which rustix does not have yet.
+fn set_attributes(
+    fd: &OwnedFd,
+    attributes: MountAttrFlags,
+    recursive: bool,
+) -> std::io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: attributes.bits().into(),
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
+    // SAFETY: the kernel reads `attr`, of the size given, and an empty
+    // path; nothing is written to our memory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+// ANCHOR: dir_beneath
+/// Open the directory `path` beneath `root`, making it if it is not
+/// there. No symbolic link is followed, and `..` cannot climb above
+/// `root`: an image whose `dev` leads elsewhere is refused. `name` is
+/// what the container will call it, for errors.
+fn dir_beneath(root: &OwnedFd, path: &str, name: &str) -> Result<OwnedFd> {
+    let resolve = ResolveFlags::NO_SYMLINKS
+        | ResolveFlags::NO_MAGICLINKS
+        | ResolveFlags::BENEATH;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let open = || openat2(root, path, flags, Mode::empty(), resolve);
+    let opened = match open() {
+        Err(rustix::io::Errno::NOENT) => {
+            // mkdirat makes nothing but a directory, here, or fails.
+            match mkdirat(root, path, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => open(),
+                Err(err) => Err(err),
+            }
+        }
+        opened => opened,
+    };
+    match opened {
+        Ok(dir) => Ok(dir),
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => {
+            bail!("/{name} in the image is a symbolic link: refused")
+        }
+        Err(rustix::io::Errno::NOTDIR) => {
+            bail!("/{name} in the image is not a directory")
+        }
+        Err(err) => {
+            Err(err).with_context(|| format!("open /{name} in the image"))
+        }
+    }
+}
+// ANCHOR_END: dir_beneath
+
 // ANCHOR: make_devices
-/// Fill the container's empty /dev: the devices of [`DEVICES`], made
-/// with mknod as the host's are, and the links programs expect.
-fn make_devices(dev: &Path) -> Result<()> {
+/// Fill the container's empty /dev, `dev`, a tmpfs no one else can see
+/// yet: the devices of [`DEVICES`], made with mknod as the host's are,
+/// and the links programs expect.
+fn make_devices(dev: &OwnedFd) -> Result<()> {
     for (name, major, minor) in DEVICES {
-        let path = dev.join(name);
-        trace!("mknod({}, S_IFCHR, {major}:{minor})", path.display());
-        let mode = Mode::from_bits_truncate(0o666);
-        mknod(&path, SFlag::S_IFCHR, mode, makedev(major, minor))
+        trace!("mknod(/dev/{name}, S_IFCHR, {major}:{minor})");
+        let mode = Mode::from_raw_mode(0o666);
+        let device = makedev(major as u32, minor as u32);
+        mknodat(dev, name, FileType::CharacterDevice, mode, device)
             .with_context(|| format!("mknod /dev/{name}"))?;
         // mknod's mode is cut by the umask.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o666))
+        rustix::fs::chmodat(dev, name, mode, rustix::fs::AtFlags::empty())
             .with_context(|| format!("chmod /dev/{name}"))?;
     }
     for (link, target) in [
@@ -174,7 +331,7 @@ fn make_devices(dev: &Path) -> Result<()> {
         ("stderr", "/proc/self/fd/2"),
         ("ptmx", "pts/ptmx"),
     ] {
-        symlink(target, dev.join(link))
+        symlinkat(target, dev, link)
             .with_context(|| format!("symlink /dev/{link}"))?;
     }
     Ok(())
@@ -182,9 +339,9 @@ fn make_devices(dev: &Path) -> Result<()> {
 // ANCHOR_END: make_devices
 
 // ANCHOR: change_root
-/// Make `rootfs` the root of our mount tree and drop the host's.
-fn change_root(rootfs: &Path) -> Result<()> {
-    chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
+/// Make `root` the root of our mount tree and drop the host's.
+fn change_root(root: &OwnedFd) -> Result<()> {
+    rustix::process::fchdir(root).context("chdir into the image")?;
     // pivot_root(".", "."): the new root and the put-old directory are
     // the same. The host's root ends up mounted on top of the new one,
     // at "/", and we stand below it, in the image (see pivot_root(2)).
@@ -241,7 +398,8 @@ const READ_ONLY_PATHS: [&str; 5] = [
 
 /// In the container's root: hide [`MASKED_PATHS`] and make
 /// [`READ_ONLY_PATHS`] read-only. A path this kernel does not have is
-/// skipped.
+/// skipped. These are paths in /proc and /sys, the kernel's own file
+/// systems, just mounted: no one else can put a link in them.
 fn mask_paths() -> Result<()> {
     for path in MASKED_PATHS {
         mask(path).with_context(|| format!("mask {path}"))?;

@@ -112,6 +112,7 @@ fn new_id() -> String {
 /// Start the container's process, wait for it, and return the status the
 /// runtime should exit with.
 pub fn run(container: &Container) -> Result<u8> {
+    process::check_standard_streams()?;
     let signals = process::block_signals()?;
     let pipes = Pipes::new()?;
     // SAFETY: the runtime has not started any thread, so the child is a

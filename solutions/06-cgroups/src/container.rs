@@ -129,6 +129,7 @@ fn new_id() -> String {
 /// Start the container's process, wait for it, and return the status the
 /// runtime should exit with.
 pub fn run(container: &Container) -> Result<u8> {
+    process::check_standard_streams()?;
     // What the runtime makes on the host, it undoes on the way out, or
     // its watchdog does if the runtime dies first. Dropped last.
     let mut cleanup = Cleanup::with_watchdog()?;
