@@ -17,6 +17,14 @@
 //!   (chapter 6: the OOM killer); exit 1 if nothing has at 4 GiB.
 //! - `probe forks`: fork children that wait, until a fork fails, and say
 //!   how many it made (chapter 6: the pids limit).
+//! - `probe tiocsti TEXT`: push TEXT into the input of the terminal on
+//!   stdin, as if typed (chapter 5 refuses it).
+//! - `probe deathless`: clear the parent-death signal the runtime asked
+//!   for, print `ready`, and wait: a PID 1 that would outlive a killed
+//!   runtime, unless something else kills it (chapter 6's watchdog).
+//! - `probe handle FILE`: open FILE the way the "shocker" escape opens
+//!   a host's files: by handle, name_to_handle_at then open_by_handle_at
+//!   (chapter 5 refuses it).
 
 use std::os::raw::c_int;
 use std::os::unix::fs::chroot;
@@ -35,9 +43,12 @@ fn main() -> ExitCode {
         Some("signals") => signals(),
         Some("hog") => hog(),
         Some("forks") => forks(),
+        Some("tiocsti") if args.len() == 3 => tiocsti(&args[2]),
+        Some("deathless") => deathless(),
+        Some("handle") if args.len() == 3 => handle(&args[2]),
         _ => Err(io::Error::other(
             "usage: probe escape FILE | orphan | shm KEY | signals | hog \
-             | forks",
+             | forks | tiocsti TEXT | deathless | handle FILE",
         )),
     };
     match result {
@@ -119,6 +130,20 @@ fn state(stat: &str) -> Option<char> {
 }
 
 extern "C" {
+    fn prctl(option: c_int, ...) -> c_int;
+    fn ioctl(fd: c_int, request: std::os::raw::c_ulong, ...) -> c_int;
+    fn name_to_handle_at(
+        dirfd: c_int,
+        path: *const std::os::raw::c_char,
+        handle: *mut FileHandle,
+        mount_id: *mut c_int,
+        flags: c_int,
+    ) -> c_int;
+    fn open_by_handle_at(
+        mount_fd: c_int,
+        handle: *mut FileHandle,
+        flags: c_int,
+    ) -> c_int;
     fn shmget(key: c_int, size: usize, flags: c_int) -> c_int;
     fn signal(signum: c_int, handler: extern "C" fn(c_int)) -> usize;
     fn pause() -> c_int;
@@ -194,4 +219,74 @@ fn forks() -> io::Result<()> {
     };
     println!("forked {made} processes, then: {err}");
     Ok(())
+}
+
+/// Push `text` into the input of the terminal on stdin, a byte at a
+/// time, with ioctl(TIOCSTI): what the user's shell reads next.
+fn tiocsti(text: &str) -> io::Result<()> {
+    const TIOCSTI: std::os::raw::c_ulong = 0x5412;
+    for byte in text.bytes() {
+        // SAFETY: TIOCSTI reads one byte from the pointer given.
+        if unsafe { ioctl(0, TIOCSTI, &byte as *const u8) } < 0 {
+            let err = io::Error::last_os_error();
+            return Err(io::Error::new(err.kind(), format!("tiocsti: {err}")));
+        }
+    }
+    println!("pushed {} bytes into the terminal", text.len());
+    Ok(())
+}
+
+/// struct file_handle, with room for any file system's handle.
+#[repr(C)]
+struct FileHandle {
+    handle_bytes: u32,
+    handle_type: c_int,
+    f_handle: [u8; 128],
+}
+
+/// Open FILE by handle: ask for its handle, then open that handle
+/// relative to /. With CAP_DAC_READ_SEARCH, a handle made up (an inode
+/// number) opens any file of the file system, inside the root or not.
+fn handle(file: &str) -> io::Result<()> {
+    let path = std::ffi::CString::new(file).map_err(io::Error::other)?;
+    let mut handle = FileHandle {
+        handle_bytes: 128,
+        handle_type: 0,
+        f_handle: [0; 128],
+    };
+    let mut mount_id = 0;
+    // SAFETY: the kernel writes a handle of at most handle_bytes bytes.
+    let rc = unsafe {
+        name_to_handle_at(-100, path.as_ptr(), &mut handle, &mut mount_id, 0)
+    };
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        return Err(io::Error::new(err.kind(), format!("name_to_handle_at: {err}")));
+    }
+    let root = fs::File::open("/")?;
+    // SAFETY: the kernel reads the handle it wrote.
+    let fd = unsafe {
+        open_by_handle_at(std::os::fd::AsRawFd::as_raw_fd(&root), &mut handle, 0)
+    };
+    if fd < 0 {
+        let err = io::Error::last_os_error();
+        return Err(io::Error::new(err.kind(), format!("open_by_handle_at: {err}")));
+    }
+    println!("opened {file} by its handle");
+    Ok(())
+}
+
+/// Clear the parent-death signal (prctl(PR_SET_PDEATHSIG, 0)), as any
+/// process may, say so, and wait to be killed.
+fn deathless() -> io::Result<()> {
+    const PR_SET_PDEATHSIG: c_int = 1;
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { prctl(PR_SET_PDEATHSIG, 0 as std::os::raw::c_ulong) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    println!("ready");
+    loop {
+        // SAFETY: pause only waits.
+        unsafe { pause() };
+    }
 }

@@ -228,6 +228,7 @@ impl Tincan {
             stderr: Some(stderr),
             seen: String::new(),
             reaped: false,
+            processes: Seen::default(),
         }
     }
 }
@@ -239,6 +240,7 @@ pub struct Running {
     stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
     seen: String,
     reaped: bool,
+    processes: Seen,
 }
 
 impl Running {
@@ -249,6 +251,7 @@ impl Running {
 
     /// The processes the runtime has started, as the host numbers them.
     pub fn children(&self) -> Vec<i32> {
+        self.processes.look(self.pid());
         let path = format!("/proc/{0}/task/{0}/children", self.pid());
         let list = std::fs::read_to_string(&path).unwrap_or_default();
         list.split_whitespace()
@@ -259,10 +262,11 @@ impl Running {
     /// Block until the container prints a whole line, and return it.
     /// Past the deadline, kill everything and fail.
     pub fn read_line(&mut self) -> String {
-        let deadline = Deadline::arm(self.pid());
+        let deadline = Deadline::arm_with(self.pid(), self.processes.clone());
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("read the output");
         self.seen.push_str(&line);
+        self.processes.look(self.pid());
         if deadline.expired() {
             let run = self.finish();
             deadline.check("a line of output", &run);
@@ -291,7 +295,7 @@ impl Running {
     /// Wait for the runtime to exit; stdout holds every line printed.
     /// Past the deadline, kill everything and fail.
     pub fn wait(mut self) -> Run {
-        let deadline = Deadline::arm(self.pid());
+        let deadline = Deadline::arm_with(self.pid(), self.processes.clone());
         let run = self.finish();
         deadline.check("the end of the run", &run);
         run
@@ -319,6 +323,7 @@ impl Drop for Running {
     fn drop(&mut self) {
         if !self.reaped {
             kill_tree(self.pid());
+            self.processes.kill();
             self.child.wait().ok();
         }
     }
@@ -333,6 +338,11 @@ struct Deadline {
 impl Deadline {
     /// Start the clock for the run whose runtime is `pid`.
     fn arm(pid: i32) -> Deadline {
+        Deadline::arm_with(pid, Seen::default())
+    }
+
+    /// The same, killing the processes in `seen` too when it expires.
+    fn arm_with(pid: i32, seen: Seen) -> Deadline {
         let (disarm, disarmed) = mpsc::channel::<()>();
         let expired = Arc::new(AtomicBool::new(false));
         let flag = expired.clone();
@@ -344,6 +354,7 @@ impl Deadline {
             {
                 flag.store(true, Ordering::SeqCst);
                 kill_tree(pid);
+                seen.kill();
             }
         });
         Deadline {
@@ -378,10 +389,8 @@ impl Drop for Deadline {
     }
 }
 
-/// SIGKILL process `pid`, its process group, and every process under
-/// it, found through /proc before any is killed (a container in a
-/// session of its own is in no group of ours).
-fn kill_tree(pid: i32) {
+/// The processes under process `pid`, found through /proc.
+fn descendants(pid: i32) -> Vec<i32> {
     let mut all = vec![pid];
     let mut at = 0;
     while at < all.len() {
@@ -397,8 +406,58 @@ fn kill_tree(pid: i32) {
         }
         at += 1;
     }
+    all.remove(0);
+    all
+}
+
+/// When process `pid` started, in clock ticks since boot: with the pid,
+/// it names one process, never a later one given the same number.
+fn started(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name; starttime is the 22nd field.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The processes seen under a runtime while it ran: a container whose
+/// runtime was killed is nobody's child of ours any more, but must be
+/// killed all the same when the test gives up on it.
+#[derive(Clone, Default)]
+struct Seen(Arc<std::sync::Mutex<Vec<(i32, u64)>>>);
+
+impl Seen {
+    /// Remember every process under `pid` now.
+    fn look(&self, pid: i32) {
+        let mut seen = self.0.lock().unwrap();
+        for child in descendants(pid) {
+            if let Some(start) = started(child) {
+                if !seen.contains(&(child, start)) {
+                    seen.push((child, start));
+                }
+            }
+        }
+    }
+
+    /// SIGKILL every process seen that is still the same process.
+    fn kill(&self) {
+        for &(pid, start) in self.0.lock().unwrap().iter() {
+            if started(pid) == Some(start) {
+                // SAFETY: kill takes plain integers.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// SIGKILL process `pid`, its process group, and every process under
+/// it, found through /proc before any is killed (a container in a
+/// session of its own is in no group of ours).
+fn kill_tree(pid: i32) {
+    let all = descendants(pid);
     // SAFETY: kill takes plain integers.
     unsafe { libc::kill(-pid, libc::SIGKILL) };
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
     for pid in all {
         // SAFETY: as above.
         unsafe { libc::kill(pid, libc::SIGKILL) };

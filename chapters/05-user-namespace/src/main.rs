@@ -20,6 +20,7 @@
 //! - `rootfs.rs`: the container's mounts, and pivot_root.
 //! - `namespaces.rs`: clone and unshare, the hostname, mount
 //!   propagation, user and group id maps.
+//! - `privileges.rs`: capabilities, no_new_privs, the seccomp filter.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,7 @@ use clap::{Parser, Subcommand};
 mod container;
 mod image;
 mod namespaces;
+mod privileges;
 mod process;
 mod rootfs;
 mod sync;

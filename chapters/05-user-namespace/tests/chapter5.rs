@@ -180,3 +180,70 @@ fn trace_shows_the_user_namespace_being_made() {
         assert!(run.stderr.contains(step), "no {step} in:\n{run}");
     }
 }
+
+/// Both ways a container runs: its root the host's root, or not.
+const BOTH: [&[&str]; 2] = [&[], &["--userns"]];
+
+#[test]
+fn root_keeps_only_dockers_capabilities_and_gains_no_more() {
+    let _filters = testkit::snapshot_filters();
+    for options in BOTH {
+        let script = "grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status";
+        let run = run_in_rootfs(options, &["sh", "-c", script]).run();
+        run.expect_status(0);
+        // The same with and without a user namespace: Docker's list but
+        // CAP_MKNOD, in every set; nothing ambient; no_new_privs; a
+        // seccomp filter (2).
+        insta::assert_snapshot!("capabilities", run);
+    }
+}
+
+#[test]
+fn what_root_could_do_to_the_host_is_refused() {
+    // Each worked from a container of chapter 4, and each must now fail
+    // with and without --userns: undo chapter 4's masks and read-only
+    // paths, make a device, read a file by handle (the "shocker"
+    // escape), mount a cgroup tree (to lift its own limits, chapter 6),
+    // make a namespace (a user namespace gives capabilities back).
+    let attacks = [
+        "umount /proc/keys",
+        "umount /proc/sys",
+        "mount -o remount,rw /proc/sys",
+        "mount -o remount,rw /sys",
+        "mknod /tmp/kmsg c 1 11",
+        "probe handle /etc/passwd",
+        "mount -t cgroup -o pids none /tmp",
+        "mount -t cgroup2 none /tmp",
+        "mount -t tmpfs none /tmp",
+        "unshare -U true",
+        "unshare -m true",
+    ];
+    for options in BOTH {
+        for attack in attacks {
+            let script = format!("{attack} && echo 'it worked'");
+            let run = run_in_rootfs(options, &["sh", "-c", &script]).run();
+            assert!(
+                !run.stdout.contains("it worked") && run.status != 0,
+                "`{attack}` worked, with options {options:?}:\n{run}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_container_cannot_push_input_into_the_users_terminal() {
+    // Run at a terminal, as a user runs it: the container pushes a
+    // command into the terminal's input with TIOCSTI. The user's shell
+    // would read it next, and run it as the host's root.
+    for options in BOTH {
+        let (run, pending) =
+            run_in_rootfs(options, &["probe", "tiocsti", "id\n"])
+                .run_on_terminal();
+        assert_eq!(pending, "", "pushed into the terminal, with {options:?}");
+        assert!(
+            run.stdout.contains("tiocsti: Operation not permitted"),
+            "with {options:?}:\n{run}"
+        );
+        assert_ne!(run.status, 0);
+    }
+}

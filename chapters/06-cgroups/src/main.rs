@@ -21,6 +21,7 @@
 //! - `rootfs.rs`: the container's mounts, and pivot_root.
 //! - `namespaces.rs`: clone and unshare, the hostname, mount
 //!   propagation, user and group id maps.
+//! - `privileges.rs`: capabilities, no_new_privs, the seccomp filter.
 //! - `cgroups.rs`: cgroups v1 and v2, limits, OOM kills.
 
 use std::process::ExitCode;
@@ -34,6 +35,7 @@ mod cleanup;
 mod container;
 mod image;
 mod namespaces;
+mod privileges;
 mod process;
 mod rootfs;
 mod sync;

@@ -265,3 +265,55 @@ fn earlier_chapters_still_hold() {
     run.expect_status(3);
     assert_eq!(run.stdout, "1 box 0\n");
 }
+
+/// Both ways a container runs: its root the host's root, or not.
+const BOTH: [&[&str]; 2] = [&[], &["--userns"]];
+
+#[test]
+fn a_container_that_shed_its_parent_death_signal_dies_with_the_runtime() {
+    // PID 1 clears the signal the kernel was to send it when the runtime
+    // dies (a `su`, which changes its ids, does the same). The runtime
+    // is then killed: the watchdog must kill the container's cgroup.
+    for options in BOTH {
+        let mut running = traced(options, &["probe", "deathless"]).spawn();
+        running.expect_line("ready\n");
+        let container = running.children()[0];
+        running.signal(libc::SIGKILL);
+        let run = running.wait();
+        assert!(
+            testkit::process_is_gone(container),
+            "the container outlived its runtime, with {options:?}"
+        );
+        assert_removed(&cgroups_made(&run.stderr));
+    }
+}
+
+#[test]
+fn the_container_sees_its_own_cgroup_only_and_cannot_raise_its_limits() {
+    let limit = if cgroup_v2() {
+        "/sys/fs/cgroup/pids.max"
+    } else {
+        "/sys/fs/cgroup/pids/pids.max"
+    };
+    for options in BOTH {
+        let options = [options, &["--pids-limit", "7"]].concat();
+        let script = format!(
+            "cat /proc/self/cgroup; ls /sys/fs/cgroup | grep -c tincan; \
+             cat {limit}; echo max > {limit}; cat {limit}"
+        );
+        let run = run_in_rootfs(&options, &["sh", "-c", &script]).run();
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        // Every line of /proc/self/cgroup ends at the namespace's root.
+        let cgroups = &lines[..lines.len() - 3];
+        assert!(
+            cgroups.iter().all(|line| line.ends_with(":/")),
+            "the container sees cgroups beyond its own, with {options:?}:\n{run}"
+        );
+        assert_eq!(
+            &lines[lines.len() - 3..],
+            ["0", "7", "7"],
+            "with {options:?}:\n{run}"
+        );
+        assert!(run.stderr.contains("Read-only file system"), "{run}");
+    }
+}

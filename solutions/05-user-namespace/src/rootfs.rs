@@ -131,17 +131,17 @@ fn bind_onto_itself(rootfs: &Path) -> Result<OwnedFd> {
 /// One file system to mount in the container, as in the `mounts` of an
 /// OCI config.json. `options` are mount(8)'s `-o`: `key=value`, or a
 /// flag alone.
-struct Mount {
-    target: &'static str,
-    fstype: &'static str,
-    attributes: MountAttrFlags,
-    options: &'static [&'static str],
+pub struct Mount {
+    pub target: &'static str,
+    pub fstype: &'static str,
+    pub attributes: MountAttrFlags,
+    pub options: &'static [&'static str],
 }
 
-const NOSUID: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOSUID;
-const NODEV: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NODEV;
-const NOEXEC: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOEXEC;
-const RDONLY: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_RDONLY;
+pub const NOSUID: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOSUID;
+pub const NODEV: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NODEV;
+pub const NOEXEC: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOEXEC;
+pub const RDONLY: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_RDONLY;
 
 // ANCHOR: mounts
 /// What every container gets, in order (a mount on /dev/pts needs /dev
@@ -229,7 +229,7 @@ fn mount_in(base: &OwnedFd, path: &str, fs: &Mount) -> Result<OwnedFd> {
 
 /// A new, detached file system of type `fs.fstype`, set up with its
 /// options and attributes: the file descriptor of its root.
-fn new_mount(fs: &Mount) -> rustix::io::Result<OwnedFd> {
+pub fn new_mount(fs: &Mount) -> rustix::io::Result<OwnedFd> {
     let context = fsopen(fs.fstype, FsOpenFlags::FSOPEN_CLOEXEC)?;
     for option in fs.options {
         match option.split_once('=') {
@@ -268,7 +268,7 @@ fn bind_host_sys(target: &OwnedFd) -> Result<OwnedFd> {
 }
 
 /// Attach the detached mount `mounted` on the directory `target`.
-fn attach(mounted: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
+pub fn attach(mounted: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
     let flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
         | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
     move_mount(mounted, "", target, "", flags)
@@ -277,7 +277,7 @@ fn attach(mounted: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
 /// Set mount attributes on the mount `fd` is the root of (and on every
 /// mount under it, when `recursive`), without touching the others:
 /// mount_setattr(2), which rustix does not have yet.
-fn set_attributes(
+pub fn set_attributes(
     fd: &OwnedFd,
     attributes: MountAttrFlags,
     recursive: bool,
@@ -322,7 +322,7 @@ fn set_attributes(
 /// there. No symbolic link is followed, and `..` cannot climb above
 /// `root`: an image whose `dev` leads elsewhere is refused. `name` is
 /// what the container will call it, for errors.
-fn dir_beneath(root: &OwnedFd, path: &str, name: &str) -> Result<OwnedFd> {
+pub fn dir_beneath(root: &OwnedFd, path: &str, name: &str) -> Result<OwnedFd> {
     let resolve = ResolveFlags::NO_SYMLINKS
         | ResolveFlags::NO_MAGICLINKS
         | ResolveFlags::BENEATH;

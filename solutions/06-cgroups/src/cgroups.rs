@@ -39,15 +39,25 @@
 
 use std::fs;
 use std::io::{self, ErrorKind};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use nix::sys::signal::{kill, Signal};
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 use nix::unistd::Pid;
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsmount, fsopen, FsMountFlags,
+    FsOpenFlags,
+};
 
 use crate::cleanup::{Cleanup, Undo};
+use crate::rootfs::{
+    attach, dir_beneath, new_mount, set_attributes, Mount, NODEV, NOEXEC,
+    NOSUID, RDONLY,
+};
 use crate::trace;
 
 #[cfg(test)]
@@ -347,6 +357,7 @@ impl Cgroup {
 /// the container's last ones may take a moment to go, so an EBUSY is
 /// tried again, for a while. A directory already gone is fine.
 pub fn remove(dir: &Path) {
+    kill_all(dir);
     trace!("rmdir {}", dir.display());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -373,6 +384,108 @@ pub fn remove(dir: &Path) {
     }
 }
 // ANCHOR_END: remove
+
+/// Kill every process still in the cgroup at `dir`: what is left of a
+/// container whose runtime died, and whose PID 1 may have shed the
+/// parent-death signal (a `su` or a prctl does). On v2, the kernel
+/// does it in one write, to `cgroup.kill` (Linux 5.14); otherwise, each
+/// process listed in `cgroup.procs`, until none is left. Nothing is
+/// trusted to die on its own.
+fn kill_all(dir: &Path) {
+    let kill_file = dir.join("cgroup.kill");
+    if kill_file.exists() {
+        trace!("write {}: 1", kill_file.display());
+        if fs::write(&kill_file, "1").is_ok() {
+            return;
+        }
+    }
+    // A process forking as we kill adds to the list: read it again, a
+    // few times at most (the pids limit bounds how many there can be).
+    for _ in 0..100 {
+        let procs =
+            fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        if procs.trim().is_empty() {
+            return;
+        }
+        for pid in procs.split_whitespace().filter_map(|p| p.parse().ok()) {
+            trace!("kill({pid}, SIGKILL)");
+            kill(Pid::from_raw(pid), Signal::SIGKILL).ok();
+        }
+    }
+}
+
+// ANCHOR: mount_view
+/// In the child, in its cgroup namespace, before pivot_root: mount the
+/// container's own view of its cgroups read-only on `dir`, the
+/// container's /sys/fs/cgroup. In a cgroup namespace, the root of a
+/// cgroup file system is the namespace's: the container's own cgroup.
+/// It sees its limits, no other container's, and cannot change them
+/// (read-only, and without CAP_SYS_ADMIN there is no remounting).
+pub fn mount_view(dir: &OwnedFd) -> Result<()> {
+    let read_only = NOSUID.union(NODEV).union(NOEXEC).union(RDONLY);
+    if Hierarchy::detect()?.version == Version::V2 {
+        trace!("mount(cgroup2, /sys/fs/cgroup, cgroup2, MS_RDONLY)");
+        let view = Mount {
+            target: "sys/fs/cgroup",
+            fstype: "cgroup2",
+            attributes: read_only,
+            options: &[],
+        };
+        let mounted =
+            new_mount(&view).context("mount cgroup2 on /sys/fs/cgroup")?;
+        return attach(&mounted, dir)
+            .context("mount cgroup2 on /sys/fs/cgroup");
+    }
+    // v1: a tmpfs holding one mount per tree tincan uses, each named
+    // for its controllers as the host names it (`cpu,cpuacct`, often).
+    trace!("mount(tmpfs, /sys/fs/cgroup), then a cgroup tree per controller");
+    let trees = Mount {
+        target: "sys/fs/cgroup",
+        fstype: "tmpfs",
+        attributes: NOSUID.union(NODEV).union(NOEXEC),
+        options: &["mode=755", "size=4k"],
+    };
+    let top = new_mount(&trees).context("mount tmpfs on /sys/fs/cgroup")?;
+    attach(&top, dir).context("mount tmpfs on /sys/fs/cgroup")?;
+    for controllers in v1_trees()? {
+        let name = format!("sys/fs/cgroup/{controllers}");
+        let tree = dir_beneath(&top, &controllers, &name)?;
+        let context = fsopen("cgroup", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        for controller in controllers.split(',') {
+            fsconfig_set_flag(&context, controller)?;
+        }
+        let mounted = fsconfig_create(&context)
+            .and_then(|()| {
+                fsmount(&context, FsMountFlags::FSMOUNT_CLOEXEC, read_only)
+            })
+            .and_then(|mounted| attach(&mounted, &tree))
+            .with_context(|| format!("mount cgroup {controllers} on /{name}"));
+        mounted?;
+    }
+    set_attributes(&top, RDONLY, false)
+        .context("make /sys/fs/cgroup read-only")?;
+    Ok(())
+}
+
+/// The v1 trees holding tincan's controllers, by their controller lists,
+/// as this process's /proc/self/cgroup names them: `memory`, `pids`,
+/// `cpu,cpuacct`.
+fn v1_trees() -> Result<Vec<String>> {
+    let ours = fs::read_to_string("/proc/self/cgroup")
+        .context("read /proc/self/cgroup")?;
+    let mut trees = Vec::new();
+    for line in ours.lines() {
+        // hierarchy-id:controllers:path
+        let Some(controllers) = line.split(':').nth(1) else {
+            continue;
+        };
+        if controllers.split(',').any(|c| CONTROLLERS.contains(&c)) {
+            trees.push(controllers.to_string());
+        }
+    }
+    Ok(trees)
+}
+// ANCHOR_END: mount_view
 
 // ANCHOR: make_dir
 /// Make a container's cgroup directory, and tincan's own above it. In

@@ -21,6 +21,7 @@
 //!                                        become root (--userns)
 //!                                        parent-death signal
 //!                                        namespaces, root file system
+//!                                        capabilities, seccomp
 //! read the error pipe <--------------    exec (or report the error)
 //! wait, forwarding signals
 //! report OOM kills; undo the list
@@ -37,6 +38,9 @@
 //! - the parent-death signal is asked for after the ids change, which
 //!   clear it: checked before exec, by
 //!   `process::still_dies_with_the_runtime`;
+//! - root's powers are cut down (capabilities, then no_new_privs, then
+//!   the seccomp filter, which refuses mount) only once every mount is
+//!   made, in [`start`];
 //! - the child keeps exactly its two pipes of the runtime's files:
 //!   `close_inherited_files` is given both, nothing else;
 //! - whatever fails, the child is killed and reaped (`process::Child`)
@@ -56,7 +60,7 @@ use crate::cgroups::{Cgroup, Hierarchy, Limits};
 use crate::cleanup::Cleanup;
 use crate::process::{self, Child};
 use crate::sync::{self, ChildEnd, Pipes};
-use crate::{namespaces, rootfs};
+use crate::{namespaces, privileges, rootfs};
 
 // ANCHOR: options
 /// The options of `run`, grouped by what they set up: a new option is
@@ -226,6 +230,7 @@ fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
             sync::exit_now(125)
         }
         enter_container(container, Go(()))?;
+        privileges::drop_privileges()?;
         process::still_dies_with_the_runtime()
     };
     if let Err(err) = set_up() {
