@@ -178,12 +178,13 @@ pub fn die_with_the_runtime() -> Result<()> {
 /// Replace this process with `command`, searching `$PATH` for it as a
 /// shell would. Returns only if the exec failed.
 fn exec(command: &[String]) -> anyhow::Error {
-    // TODO(ch1): turn `command` into C strings (`CString::new`) and
-    // replace this process with it (`nix::unistd::execvp`, which searches
-    // $PATH). execvp returns only when it failed: return a `CannotRun`
-    // with status 127 when the errno says "not found" (ENOENT, ENOTDIR)
-    // and 126 for anything else. The tests expect the message
-    // `format!("exec {}: {errno}", command[0])`.
+    // TODO(ch1): replace this process with `command`, found on $PATH as a
+    // shell finds it (exec(3) lists the calls; nix wraps them, and wants
+    // C strings). An exec returns only when it failed: turn its error into
+    // a `CannotRun`, whose status follows the shells' rule: 127 when
+    // nothing by that name was found, 126 when something was found but
+    // could not be run (read ERRORS in execve(2) to sort the errnos). The
+    // tests expect the message `format!("exec {}: {errno}", command[0])`.
     todo!("exec {command:?}")
 }
 // ANCHOR_END: exec
@@ -192,11 +193,18 @@ fn exec(command: &[String]) -> anyhow::Error {
 /// Wait for the container's process, forwarding the signals we receive,
 /// and return its exit status the way a shell reports it.
 fn wait_for(child: Pid, signals: &SigSet) -> Result<u8> {
-    // TODO(ch1): loop on `signals.wait()`. Pass a forwarded signal on to
-    // `child` (`nix::sys::signal::kill`). On SIGCHLD, reap every child
-    // that has exited (`waitpid(None, Some(WaitPidFlag::WNOHANG))` until
-    // it says StillAlive or ECHILD); when `child` is among them, return
-    // its exit code, or 128 + N if signal N killed it.
-    todo!("wait for {child}, forwarding {signals:?}")
+    // TODO(ch1): the runtime's loop until `child` ends. `signals` are
+    // blocked (see `block_signals`): take them one at a time, waiting
+    // (sigwait(3)). A signal other than SIGCHLD is meant for the
+    // container: pass it on. SIGCHLD says one or more children changed
+    // state: reap every child that has exited without blocking, not only
+    // `child` (waitpid(2), WNOHANG; a later chapter's init relies on it),
+    // and once `child` is among them, return its exit code, or 128 + N if
+    // signal N killed it, as shells report it. A trace line per signal
+    // passed on and per child reaped.
+    todo!(
+        "wait for {child}, forwarding {}",
+        signals.contains(nix::sys::signal::Signal::SIGTERM)
+    )
 }
 // ANCHOR_END: wait

@@ -92,7 +92,7 @@ fn sigint_to_the_runtime_reaches_the_command() {
 fn forwards(signal: i32) {
     let mut running =
         tincan!().args(["run", testkit::PROBE, "signals"]).spawn();
-    assert_eq!(running.read_line(), "ready\n");
+    running.expect_line("ready\n");
     running.signal(signal);
     let run = running.wait();
     run.expect_status(100 + signal);
@@ -104,7 +104,11 @@ fn killing_the_runtime_kills_the_container() {
     let mut running = tincan!()
         .args(["run", "sh", "-c", "echo $$; exec sleep 60"])
         .spawn();
-    let container: i32 = running.read_line().trim().parse().unwrap();
+    let line = running.read_line();
+    let Ok(container) = line.trim().parse::<i32>() else {
+        running.signal(libc::SIGKILL);
+        panic!("the container did not start:\n{}", running.wait());
+    };
     running.signal(libc::SIGKILL);
     running.wait().expect_status(128 + libc::SIGKILL);
     assert!(

@@ -30,11 +30,11 @@ pub fn resolve(image: &str) -> Result<PathBuf> {
     if image == "busybox" {
         return busybox_image();
     }
-    // TODO(ch2): IMAGE is a path. Fail when it does not exist (the tests
-    // expect `fs::metadata(image)` with the context `image {image}`) or
-    // is not a directory (`bail!("image {image}: not a directory")`),
-    // then return it as an absolute path (`fs::canonicalize`): the child
-    // changes directory before it uses the path.
+    // TODO(ch2): any other IMAGE is a directory. Fail
+    // when it does not exist, with the context `image {image}`, or is not
+    // a directory, with `image {image}: not a directory` (the tests expect
+    // these words). Return it as an absolute path: the child will use it
+    // after it has left the directory the runtime was started in.
     todo!("resolve image {image}")
 }
 // ANCHOR_END: resolve

@@ -17,15 +17,14 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::trace;
-
 // ANCHOR: enter
 /// In the child: make `rootfs` our root directory, and stand in it.
 pub fn enter(rootfs: &Path) -> Result<()> {
-    trace!("chroot({})", rootfs.display());
-    // TODO(ch2): make `rootfs` the root directory of this process
-    // (`nix::unistd::chroot`), then move into it (`chdir("/")`): chroot
-    // leaves the working directory where it was, outside the new root.
+    // TODO(ch2): make `rootfs` this process's root directory: from here on,
+    // `/` means `rootfs` for every path it looks up (chroot(2)). Read the
+    // DESCRIPTION of chroot(2) to the end: what does chroot leave where it
+    // was, and what must you do about it? A trace line for each call, and
+    // a context naming each step.
     todo!("chroot into {}", rootfs.display())
 }
 // ANCHOR_END: enter

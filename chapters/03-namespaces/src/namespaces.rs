@@ -22,8 +22,6 @@
 
 use anyhow::Result;
 
-use crate::trace;
-
 // ANCHOR: unshare_pid
 /// In the runtime, before it forks: put the next child we fork in a new
 /// PID namespace, where it will be PID 1.
@@ -31,10 +29,11 @@ use crate::trace;
 /// unshare(CLONE_NEWPID) does not move the caller, whose PID cannot
 /// change under it; it decides where the caller's children are born.
 pub fn unshare_pid() -> Result<()> {
-    trace!("unshare(CLONE_NEWPID)");
-    // TODO(ch3): unshare the PID namespace (`nix::sched::unshare` with
-    // `CloneFlags::CLONE_NEWPID`), with a context naming the call.
-    todo!("unshare(CLONE_NEWPID)")
+    // TODO(ch3): in the runtime, before it forks: make the PID namespace
+    // the next child is born in a new one (unshare(2), and what it says of
+    // CLONE_NEWPID: the caller does not move). A trace line, and a context
+    // naming the call.
+    todo!("unshare the PID namespace")
 }
 // ANCHOR_END: unshare_pid
 
@@ -70,15 +69,14 @@ pub fn parse_hostname(value: &str) -> Result<String, String> {
 /// In the child: leave the host's UTS, IPC and mount namespaces for new
 /// ones, and name the new UTS namespace `hostname`.
 pub fn enter(hostname: &str) -> Result<()> {
-    trace!("unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS)");
-    // TODO(ch3): three steps, each with a context naming it:
-    // 1. unshare the UTS, IPC and mount namespaces in one call;
-    // 2. set the hostname (`nix::unistd::sethostname`; the tests expect
-    //    the context `format!("set hostname {hostname:?}")`);
-    // 3. make every mount private, recursively, so that the /proc we
-    //    mount later cannot propagate to the host: `nix::mount::mount`
-    //    on "/" with `MsFlags::MS_REC | MsFlags::MS_PRIVATE` and no
-    //    source, type or data (`None::<&str>`).
+    // TODO(ch3): in the child, three steps, a trace line and a context
+    // each: leave the host's UTS, IPC and mount namespaces for new ones, in
+    // one call (unshare(2)); set the new UTS namespace's name to
+    // `hostname`; then make sure that no mount the container makes from
+    // now on (its /proc, next) can travel back to the host, whatever the
+    // host's propagation is (mount_namespaces(7), "Shared subtrees"; apply
+    // it to every mount, not only `/`). The tests run on hosts whose `/`
+    // is shared.
     todo!("enter new namespaces as {hostname}")
 }
 // ANCHOR_END: enter
@@ -88,10 +86,10 @@ pub fn enter(hostname: &str) -> Result<()> {
 /// on /proc. A proc mount shows the PID namespace of the process that
 /// mounted it, so `ps` in the container lists the container's processes.
 pub fn mount_proc() -> Result<()> {
-    trace!("mount(proc, /proc, proc, MS_NOSUID | MS_NODEV | MS_NOEXEC)");
-    // TODO(ch3): create /proc if the image lacks it, then mount a file
-    // system of type "proc" (source "proc") on it, with MS_NOSUID,
-    // MS_NODEV and MS_NOEXEC: nothing in /proc is a program or a device.
+    // TODO(ch3): in the child, inside its root: mount a proc file system on
+    // /proc, making the directory if the image has none (proc(5)). Nothing
+    // in /proc is a program to run, a set-uid program or a device: say so
+    // with the mount's flags (mount(2)). A trace line, and a context.
     todo!("mount proc")
 }
 // ANCHOR_END: mount_proc

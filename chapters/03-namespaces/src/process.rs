@@ -181,13 +181,17 @@ pub fn new_session() -> Result<()> {
 /// orphan. Then exit with its status; the kernel kills whatever is left
 /// in the namespace when its PID 1 exits.
 pub fn run_init(command: &[String], errors: ErrorPipe, signals: &SigSet) -> ! {
-    trace!("fork() the command under init");
-    // TODO(ch3): fork. The child becomes the command, as in `start`
-    // (`become_command(command, errors)`). The parent, PID 1,
-    // drops `errors` (or the runtime would wait on the pipe forever),
-    // runs `wait_for(child, signals)`, which forwards signals and reaps
-    // every child, and exits with the status it returns.
-    todo!("init for {command:?}, {errors:?}, {signals:?}")
+    // TODO(ch3): become an init: fork. The child becomes the command, as
+    // `start` does (`become_command`). The parent, PID 1, does PID 1's
+    // duties until the command ends: it forwards signals to it and reaps
+    // every child, orphans included (`wait_for` does both), then exits
+    // with the command's status. Before it waits, it must let go of
+    // something that would keep the runtime waiting forever: what does
+    // the runtime read until end of file? A trace line for the fork.
+    todo!(
+        "init for {command:?}, {errors:?}, {}",
+        signals.contains(nix::sys::signal::Signal::SIGTERM)
+    )
 }
 // ANCHOR_END: init
 

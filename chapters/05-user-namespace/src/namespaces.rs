@@ -51,20 +51,15 @@ use crate::trace;
 ///
 /// As for fork: the caller must be single-threaded.
 pub unsafe fn clone_child(userns: bool) -> Result<ForkResult> {
-    let mut flags = CloneFlags::CLONE_NEWPID;
-    if userns {
-        flags |= CloneFlags::CLONE_NEWUSER;
-    }
-    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
-    trace!("clone({} | SIGCHLD)", names.join(" | "));
-    // TODO(ch5): call the clone system call as fork would be called:
-    // `libc::syscall(libc::SYS_clone, FLAGS, 0, 0, 0, 0)`, where FLAGS is
-    // `flags.bits()` with `libc::SIGCHLD` or-ed in (as `c_ulong`s), and
-    // the zeros say: no new stack, no thread ids, no TLS. It is unsafe:
-    // say why it is sound in a `// SAFETY:` comment. Turn -1 into an
-    // error with `nix::errno::Errno::result` and a context; 0 means we
-    // are the child, anything else is the child's pid (`Pid::from_raw`).
-    todo!("clone the container process")
+    // TODO(ch5): fork the container's process into a new PID namespace and,
+    // with `userns`, a new user namespace too, in one call: the kernel
+    // makes the user namespace first, so it owns the PID namespace made
+    // with it. fork(2) cannot; clone(2) can, used as fork is (no new
+    // stack; the child gets SIGCHLD to its parent when it exits). nix's
+    // `clone` wants a stack: call the system call itself with
+    // `libc::syscall`, in an `unsafe` block with a `// SAFETY:` comment.
+    // Return as fork does. A trace line naming the flags.
+    todo!("clone the container process, userns: {userns}")
 }
 // ANCHOR_END: clone
 
@@ -88,13 +83,14 @@ const ID_COUNT: u32 = 65_536;
 /// root must write `deny` (dropping a group could open a file that
 /// group is denied); we are root, and allow it.
 pub fn write_id_maps(child: Pid) -> Result<()> {
-    let map = format!("0 {HOST_ID_BASE} {ID_COUNT}\n");
-    // TODO(ch5): write three files of /proc/CHILD/, in this order, each
-    // with a context naming its path:
-    // - `setgroups`: "allow\n" (it must come before gid_map);
-    // - `uid_map`, then `gid_map`: `map`, which says that ids from 0
-    //   inside are ids from HOST_ID_BASE outside, ID_COUNT of them.
-    todo!("write {map:?} for {child}")
+    // TODO(ch5): in the runtime, while the child waits: map ids 0 to
+    // ID_COUNT - 1 of the child's user namespace to the host's, from
+    // HOST_ID_BASE, for users and for groups, through the files of
+    // /proc/CHILD/ (user_namespaces(7), "User and group ID mappings"). A
+    // gid map is written only once whether setgroups(2) is allowed in the
+    // namespace is settled: read what that section says of `setgroups`,
+    // and allow it. A trace line and a context (the path) per file.
+    todo!("map ids 0.. of {child} to {HOST_ID_BASE}.., {ID_COUNT} of them")
 }
 // ANCHOR_END: write_id_maps
 
@@ -105,11 +101,11 @@ pub fn write_id_maps(child: Pid) -> Result<()> {
 /// 65534, the overflow id); now they are 0, which the host sees as
 /// [`HOST_ID_BASE`]. The host's supplementary groups go too.
 pub fn become_root() -> Result<()> {
-    trace!("setgroups([]), setresgid(0, 0, 0), setresuid(0, 0, 0)");
-    // TODO(ch5): with `nix::unistd`, drop the supplementary groups
-    // (`setgroups(&[])`), then set the real, effective and saved group
-    // ids to 0 (`setresgid`), then the user ids (`setresuid`; last: once
-    // we are not the host's root, we could not change groups any more).
+    // TODO(ch5): in the child, its ids mapped: become the namespace's root,
+    // uid and gid 0, real, effective and saved, and shed the host's
+    // supplementary groups. Mind the order: once the uids change, changing
+    // groups needs a privilege we no longer have (credentials(7),
+    // setresuid(2)). A trace line, and a context per call.
     todo!("become root in the user namespace")
 }
 // ANCHOR_END: become_root
