@@ -21,6 +21,9 @@
 # console and exits non-zero unless every test binary passed.
 #
 #   scripts/vm-test.sh            build, boot, run every test, report
+#   scripts/vm-test.sh -p chapter6
+#                                 the same for one package: your own
+#                                 chapter's tests, on cgroup v2
 #   scripts/vm-test.sh --shell    boot to a shell instead, to try things
 #                                 on cgroup v2 by hand
 #   scripts/vm-test.sh --run 'CMDS'  run shell commands in the VM instead
@@ -32,6 +35,14 @@ root=$PWD
 work=$root/target/vm
 
 say() { printf 'vm-test: %s\n' "$*"; }
+
+# -p PACKAGE: that package's tests only (a learner's chapterN).
+packages=()
+if [ "${1:-}" = -p ]; then
+    [ -n "${2:-}" ] || { echo "vm-test: -p needs a package" >&2; exit 2; }
+    packages=(-p "$2")
+    shift 2
+fi
 fail() {
     say "$*" >&2
     exit 1
@@ -60,7 +71,7 @@ modules=$work/kernel/lib/modules/$kernel_version
 
 # --- the tests, built here --------------------------------------------
 say "building the tests"
-cargo test --no-run --message-format=json 2>"$work/build.log" \
+cargo test "${packages[@]}" --no-run --message-format=json 2>"$work/build.log" \
     >"$work/build.json" || {
     cat "$work/build.log" >&2
     fail "cargo test --no-run failed"

@@ -29,6 +29,11 @@ impl Host {
     /// Panic, naming what changed, unless the host is as `self` found it.
     pub fn assert_unchanged(&self) {
         let now = Host::capture();
+        if now.hostname != self.hostname {
+            // Put it back before failing: every later test, and the
+            // machine, would carry the container's name otherwise.
+            fs::write("/proc/sys/kernel/hostname", &self.hostname).ok();
+        }
         assert_eq!(self.hostname, now.hostname, "the host's hostname changed");
         assert_eq!(self.mounts, now.mounts, "the host's mounts changed");
     }

@@ -113,6 +113,52 @@ impl Tincan {
         self
     }
 
+    /// Start the binary in a mount namespace of its own in which every
+    /// mount is shared, as on a host where systemd made `/` shared: a
+    /// mount the container makes without first making its copy private
+    /// shows up there. The namespace goes with the binary.
+    pub fn in_shared_mount_namespace(mut self) -> Tincan {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: between fork and exec, the hook calls unshare and
+        // mount, with static strings, and allocates nothing.
+        unsafe {
+            self.command.pre_exec(|| {
+                let root = c"/";
+                if libc::unshare(libc::CLONE_NEWNS) < 0
+                    || libc::mount(
+                        std::ptr::null(),
+                        root.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_SHARED,
+                        std::ptr::null(),
+                    ) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self
+    }
+
+    /// Start the binary with `groups` as its supplementary groups, as a
+    /// user who belongs to more groups than their own starts it.
+    pub fn with_groups(mut self, groups: &[u32]) -> Tincan {
+        use std::os::unix::process::CommandExt;
+        let groups: Vec<libc::gid_t> = groups.to_vec();
+        // SAFETY: between fork and exec, the hook calls setgroups only,
+        // with a list allocated before the fork.
+        unsafe {
+            self.command.pre_exec(move || {
+                if libc::setgroups(groups.len(), groups.as_ptr()) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self
+    }
+
     /// What the container reads on its standard input.
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Tincan {
         self.stdin = input.into();
@@ -568,13 +614,36 @@ impl Run {
     }
 }
 
-/// The report snapshots show: status, then stdout, then stderr.
+/// The report snapshots show: status, then stdout, then stderr; then,
+/// for a failure whose cause is known to puzzle, a hint.
 impl fmt::Display for Run {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "status: {}", self.status)?;
         writeln!(f, "--- stdout")?;
         f.write_str(&self.stdout)?;
         writeln!(f, "--- stderr")?;
-        f.write_str(&self.stderr)
+        f.write_str(&self.stderr)?;
+        for (symptom, hint) in HINTS {
+            if self.stderr.contains(symptom) || self.stdout.contains(symptom) {
+                writeln!(f, "--- hint\n{hint}")?;
+            }
+        }
+        Ok(())
     }
 }
+
+/// Messages whose cause is far from where they show, and what it is.
+const HINTS: [(&str, &str); 2] = [
+    (
+        "Cannot allocate memory",
+        "fork fails with ENOMEM in a PID namespace whose PID 1 has exited: \
+         was the namespace unshared in the child, whose first child then \
+         became PID 1 and exited? Unshare it in the runtime, before fork.",
+    ),
+    (
+        "Invalid argument",
+        "EINVAL from pivot_root: the new root must be a mount point, and \
+         neither it nor its parent a shared mount; from a mount of `/` with \
+         MS_PRIVATE after chroot: `/` is no mount point any more.",
+    ),
+];

@@ -286,7 +286,50 @@ fn trace_shows_the_chroot() {
         .run();
     run.expect_status(0);
     let chroot = format!("chroot({})", rootfs().display());
-    for step in ["fork()", &chroot, "execvp([\"true\"])"] {
+    for step in ["fork()", &chroot, "chdir(/)", "execvp([\"true\"])"] {
         assert!(run.stderr.contains(step), "no {step} in:\n{run}");
     }
+}
+
+#[test]
+fn the_container_starts_in_its_own_root_directory() {
+    // chroot(2) changes the root, not the working directory: unless the
+    // child also moves to `/`, the command starts outside its root, in
+    // the directory the runtime was started from.
+    let run = tincan!()
+        .current_dir(std::env::temp_dir())
+        .arg("run")
+        .arg(rootfs())
+        .args(["sh", "-c", "pwd; ls"])
+        .run();
+    run.expect_status(0);
+    let mut lines = run.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("/"),
+        "the working directory is not / (chdir after chroot):\n{run}"
+    );
+    assert!(
+        run.stdout.contains("bin\n") && run.stdout.contains("etc\n"),
+        "`ls` does not list the image's root:\n{run}"
+    );
+}
+
+#[test]
+fn a_relative_image_is_found_after_the_child_moves() {
+    // The runtime resolves IMAGE before the fork; the child uses it after
+    // it has moved: a relative path would then name something else.
+    let run = tincan!()
+        .current_dir(rootfs().parent().unwrap())
+        .args(["--trace", "run"])
+        .arg(rootfs().file_name().unwrap())
+        .arg("true")
+        .run();
+    run.expect_status(0);
+    let chroot = format!("chroot({})", rootfs().display());
+    assert!(
+        run.stderr.contains(&chroot),
+        "the child chroots into a relative path, not {}:\n{run}",
+        rootfs().display()
+    );
 }

@@ -4,7 +4,9 @@
 //! runs the very same file. Containers run in the test kit's busybox root
 //! file system ([`testkit::rootfs`]), which has the project's `probe`.
 
-use testkit::{rootfs, tincan, Host, Tincan};
+use std::fs;
+
+use testkit::{rootfs, tincan, Host, TempDir, Tincan};
 
 /// `run [OPTIONS] ROOTFS CMD...`, options given before the image.
 fn run_in_rootfs(options: &[&str], command: &[&str]) -> Tincan {
@@ -245,4 +247,72 @@ fn trace_shows_the_namespaces_being_made() {
     ] {
         assert!(run.stderr.contains(step), "no {step} in:\n{run}");
     }
+}
+
+/// `proc`'s mount options, as the container's /proc/self/mountinfo has
+/// them (the fields after the mount point).
+fn proc_options(mountinfo: &str) -> String {
+    mountinfo
+        .lines()
+        .find(|line| line.split_whitespace().nth(4) == Some("/proc"))
+        .map(|line| {
+            line.split_whitespace()
+                .nth(5)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn proc_holds_no_program_no_set_uid_and_no_device() {
+    let run = run_in_rootfs(&[], &["cat", "/proc/self/mountinfo"]).run();
+    run.expect_status(0);
+    let options = proc_options(&run.stdout);
+    for flag in ["nosuid", "nodev", "noexec"] {
+        assert!(
+            options.split(',').any(|o| o == flag),
+            "/proc is mounted {options}, without {flag}:\n{run}"
+        );
+    }
+}
+
+#[test]
+fn an_image_without_proc_gets_one() {
+    let image = TempDir::new();
+    let bin = image.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    fs::copy(rootfs().join("bin/busybox"), bin.join("busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", bin.join("ps")).unwrap();
+    let run = tincan!().arg("run").arg(image.path()).arg("ps").run();
+    run.expect_status(0);
+    assert!(run.stdout.contains("ps"), "{run}");
+}
+
+#[test]
+fn the_containers_mounts_stay_in_it_even_when_the_host_shares_them() {
+    // Most hosts make `/` a shared mount (systemd does): a mount made in a
+    // copy of the host's mount table propagates back, unless the copy is
+    // made private first. Start the runtime in a mount namespace whose
+    // mounts are all shared, and look at that namespace from outside
+    // while the container runs.
+    let mut running = run_in_rootfs(&[], &["probe", "signals"])
+        .in_shared_mount_namespace()
+        .spawn();
+    running.expect_line("ready\n");
+    let runtime = running.pid();
+    let theirs =
+        fs::read_to_string(format!("/proc/{runtime}/mountinfo")).unwrap();
+    running.signal(libc::SIGTERM);
+    running.wait();
+    let leaked: Vec<&str> = theirs
+        .lines()
+        .filter(|line| line.contains(&*rootfs().to_string_lossy()))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the container's mounts reached the runtime's namespace \
+         (make / private, recursively, before mounting):\n{}",
+        leaked.join("\n")
+    );
 }

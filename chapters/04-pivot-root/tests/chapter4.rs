@@ -388,3 +388,23 @@ fn a_device_node_in_the_image_opens_nothing() {
     assert_ne!(run.status, 0, "read the host's kernel log:\n{run}");
     assert!(run.stderr.contains("Permission denied"), "{run}");
 }
+
+#[test]
+fn the_read_only_proc_sys_keeps_procs_own_flags() {
+    // A remount of a bind mount takes the flags it is given: /proc/sys
+    // made read-only must keep nosuid, nodev and noexec.
+    let run = run_in_rootfs(&[], &["cat", "/proc/self/mountinfo"]).run();
+    run.expect_status(0);
+    let line = run
+        .stdout
+        .lines()
+        .find(|line| line.split_whitespace().nth(4) == Some("/proc/sys"))
+        .unwrap_or_else(|| panic!("no /proc/sys mount:\n{run}"));
+    let options = line.split_whitespace().nth(5).unwrap();
+    for flag in ["ro", "nosuid", "nodev", "noexec"] {
+        assert!(
+            options.split(',').any(|o| o == flag),
+            "/proc/sys is mounted {options}, without {flag}"
+        );
+    }
+}

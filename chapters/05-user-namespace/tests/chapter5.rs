@@ -247,3 +247,19 @@ fn the_container_cannot_push_input_into_the_users_terminal() {
         assert_ne!(run.status, 0);
     }
 }
+
+#[test]
+fn the_hosts_supplementary_groups_do_not_follow_root_in() {
+    // Started by someone in more groups than root's own: in the user
+    // namespace, a group the map does not cover would be 65534, and the
+    // container's root would still have the host's group's access.
+    let run = run_in_rootfs(&["--userns"], &["id", "-G"])
+        .with_groups(&[0, 4242])
+        .run();
+    run.expect_status(0);
+    assert_eq!(
+        run.stdout, "0\n",
+        "the container keeps the runtime's supplementary groups \
+         (setgroups(2) with an empty list, before the ids change)"
+    );
+}
