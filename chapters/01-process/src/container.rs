@@ -59,7 +59,7 @@ pub fn run(container: &Container) -> Result<u8> {
         };
 
     // From here, an error drops `child`: killed if need be, and reaped.
-    pipes.child_error()?;
+    pipes.child_error(child.pid(), &signals)?;
     child.wait(&signals)
 }
 // ANCHOR_END: run

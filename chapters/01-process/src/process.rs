@@ -95,6 +95,10 @@ impl Child {
         Child { pid, waited: false }
     }
 
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
     /// Wait for it to exit, forwarding `signals`; see [`wait_for`].
     pub fn wait(mut self, signals: &SigSet) -> Result<u8> {
         self.waited = true;
@@ -203,8 +207,8 @@ fn wait_for(child: Pid, signals: &SigSet) -> Result<u8> {
     // signal N killed it, as shells report it. A trace line per signal
     // passed on and per child reaped.
     todo!(
-        "wait for {child}, forwarding {}",
-        signals.contains(nix::sys::signal::Signal::SIGTERM)
+        "wait for {child}, forwarding {} signals",
+        signals.iter().count()
     )
 }
 // ANCHOR_END: wait

@@ -135,7 +135,7 @@ pub fn run(container: &Container) -> Result<u8> {
     // reaped).
     set_up_from_outside(container, child.pid())?;
     pipes.go()?;
-    pipes.child_error()?;
+    pipes.child_error(child.pid(), &signals)?;
     child.wait(&signals)
 }
 // ANCHOR_END: run

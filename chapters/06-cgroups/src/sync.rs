@@ -21,11 +21,16 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::pipe2;
+use nix::unistd::Pid;
 
 use crate::process::{exit_status_of, CannotRun};
+use crate::trace;
 
 /// Both pipes, both ends of each, between the fork's two sides.
 pub struct Pipes {
@@ -75,12 +80,57 @@ impl RuntimeEnd {
 
     // ANCHOR: read_child_error
     /// Read what the child sent through the error pipe, until the child
-    /// execs or exits. Nothing at all means the exec succeeded.
-    pub fn child_error(&mut self) -> Result<()> {
+    /// execs or exits, passing `signals` on to `child` meanwhile.
+    /// Nothing at all means the exec succeeded.
+    pub fn child_error(&mut self, child: Pid, signals: &SigSet) -> Result<()> {
+        // `signals` stay blocked, and pending, as `wait_for` expects
+        // them. Those we forward are read here meanwhile, through a
+        // descriptor, and passed on: a second Ctrl-C or TERM before the
+        // child has started means it is stuck, and the runtime gives up
+        // on it rather than hang.
+        let mut forwarded = *signals;
+        forwarded.remove(Signal::SIGCHLD);
+        let incoming = SignalFd::with_flags(
+            &forwarded,
+            SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+        )
+        .context("signalfd")?;
         let mut report = Vec::new();
-        self.errors
-            .read_to_end(&mut report)
-            .context("read the error pipe")?;
+        let mut stops = 0;
+        loop {
+            let mut ready = [
+                PollFd::new(self.errors.as_fd(), PollFlags::POLLIN),
+                PollFd::new(incoming.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut ready, PollTimeout::NONE) {
+                Err(Errno::EINTR) => continue,
+                polled => polled.context("poll the error pipe")?,
+            };
+            let signaled = ready[1].any().unwrap_or(false);
+            while let Some(info) =
+                incoming.read_signal().context("read a signal")?
+            {
+                let signal = Signal::try_from(info.ssi_signo as i32)?;
+                trace!("kill({child}, {signal})");
+                kill(child, signal).ok();
+                if matches!(signal, Signal::SIGINT | Signal::SIGTERM) {
+                    stops += 1;
+                }
+            }
+            if stops >= 2 {
+                anyhow::bail!("the container did not start, and was stopped");
+            }
+            if signaled && !ready[0].any().unwrap_or(false) {
+                continue;
+            }
+            let mut chunk = [0u8; 4096];
+            match self.errors.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => report.extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).context("read the error pipe"),
+            }
+        }
         let Some((&status, message)) = report.split_first() else {
             return Ok(());
         };

@@ -106,6 +106,10 @@ impl Child {
         Child { pid, waited: false }
     }
 
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
     /// Wait for it to exit, forwarding `signals`; see [`wait_for`].
     pub fn wait(mut self, signals: &SigSet) -> Result<u8> {
         self.waited = true;

@@ -160,7 +160,7 @@ pub fn run(container: &Container) -> Result<u8> {
     // reaped), then `cleanup`.
     set_up_from_outside(container, &cgroup, child.pid())?;
     pipes.go()?;
-    pipes.child_error()?;
+    pipes.child_error(child.pid(), &signals)?;
     let status = child.wait(&signals)?;
     report_oom_kills(&cgroup);
     Ok(status)
