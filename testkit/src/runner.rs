@@ -605,6 +605,22 @@ impl Run {
         self
     }
 
+    /// Panic unless a `--trace` line holds every one of `words`: the
+    /// trace of a step, in whatever words its author chose around them.
+    pub fn expect_trace(&self, words: &[&str]) -> &Run {
+        let found = self
+            .stderr
+            .lines()
+            .filter(|line| line.starts_with("[trace] "))
+            .any(|line| words.iter().all(|word| line.contains(word)));
+        assert!(
+            found,
+            "no trace line names {words:?}: does the step write one, with \
+             trace!(...), as it makes the call?\n{self}"
+        );
+        self
+    }
+
     /// The runtime's own error: exactly one line on stderr, which this
     /// returns.
     pub fn error_line(&self) -> &str {

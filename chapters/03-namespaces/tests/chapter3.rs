@@ -240,13 +240,16 @@ fn trace_shows_the_namespaces_being_made() {
         .arg("true")
         .run();
     run.expect_status(0);
-    for step in [
-        "unshare(CLONE_NEWPID)",
-        "unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS)",
-        "mount(proc, /proc, proc",
-    ] {
-        assert!(run.stderr.contains(step), "no {step} in:\n{run}");
-    }
+    run.expect_trace(&["unshare", "CLONE_NEWPID"])
+        .expect_trace(&[
+            "unshare",
+            "CLONE_NEWUTS",
+            "CLONE_NEWIPC",
+            "CLONE_NEWNS",
+        ])
+        .expect_trace(&["hostname", "box"])
+        .expect_trace(&["MS_PRIVATE"])
+        .expect_trace(&["mount", "proc"]);
 }
 
 /// `proc`'s mount options, as the container's /proc/self/mountinfo has
