@@ -36,7 +36,20 @@ impl Default for TempDir {
 }
 
 impl Drop for TempDir {
+    /// Remove the directory. A container that used it may be a moment
+    /// from letting go of it (its mount namespace goes with its last
+    /// process): try again, for a second at most, then say so.
     fn drop(&mut self) {
-        fs::remove_dir_all(&self.path).ok();
+        let mut result = fs::remove_dir_all(&self.path);
+        for _ in 0..100 {
+            if result.is_ok() || !self.path.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            result = fs::remove_dir_all(&self.path);
+        }
+        if let Err(err) = result {
+            eprintln!("testkit: remove {}: {err}", self.path.display());
+        }
     }
 }
