@@ -649,7 +649,14 @@ impl fmt::Display for Run {
 }
 
 /// Messages whose cause is far from where they show, and what it is.
-const HINTS: [(&str, &str); 2] = [
+const HINTS: [(&str, &str); 3] = [
+    (
+        "Value too large for defined data type",
+        "EOVERFLOW in a user namespace: an id with no mapping there. Are \
+         uid_map and gid_map written before the child changes its ids, \
+         and are the host's supplementary groups dropped (setgroups with \
+         an empty list) before setresgid?",
+    ),
     (
         "Cannot allocate memory",
         "fork fails with ENOMEM in a PID namespace whose PID 1 has exited: \
