@@ -18,6 +18,8 @@
 //! - `sync.rs`: the error pipe between runtime and child.
 //! - `image.rs`: images: a directory, or the built-in busybox.
 //! - `rootfs.rs`: the container's mounts, and pivot_root.
+//! - `mounts.rs`: mounting by file descriptor, safe from links.
+//! - `masks.rs`: the masked and read-only paths of /proc and /sys.
 //! - `namespaces.rs`: unshare, the hostname, mount propagation.
 
 use std::process::ExitCode;
@@ -28,6 +30,8 @@ use clap::{Parser, Subcommand};
 
 mod container;
 mod image;
+mod masks;
+mod mounts;
 mod namespaces;
 mod process;
 mod rootfs;

@@ -18,15 +18,9 @@
 //!    and make the kernel's knobs read-only, as runc and crun do.
 //!
 //! Steps 1 and 2 happen in the image, a directory of the host that
-//! others may change while we work: a name in it, looked up twice,
-//! may lead somewhere else the second time (swap `dev` for a symbolic
-//! link to a host directory between the check and the mknod, and the
-//! runtime makes devices in the host's directory). So nothing there is
-//! done by path. The image is opened once, each directory in it is
-//! opened beneath it with openat2, refusing any symbolic link, and each
-//! file system is made with the mount API that works on descriptors
-//! (fsopen, fsmount, move_mount, open_tree): filled while no one else
-//! can see it, then attached to the directory we hold open.
+//! others may change while we work: they are done by file descriptor,
+//! never by a path looked up twice (see `mounts.rs`). Step 4 is in
+//! `masks.rs`.
 //!
 //! Syscalls: [openat2(2)](https://man7.org/linux/man-pages/man2/openat2.2.html),
 //! [open_tree(2)](https://man7.org/linux/man-pages/man2/open_tree.2.html),
@@ -46,19 +40,19 @@
 //! config.json), and the image is used in place, writable: chapter 7
 //! gives each container a copy-on-write layer of its own.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use rustix::fs::{makedev, mknodat, symlinkat, FileType, Mode, OFlags};
-use rustix::mount::{
-    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
-    move_mount, open_tree, FsMountFlags, FsOpenFlags, MountAttrFlags,
-    MoveMountFlags, OpenTreeFlags,
-};
+use rustix::mount::{open_tree, MountAttrFlags, OpenTreeFlags};
 
 use crate::image::DEVICES;
-use crate::trace;
+use crate::mounts::{
+    attach, dir_beneath, new_mount, set_attributes, Mount, NODEV, NOEXEC,
+    NOSUID, RDONLY,
+};
+use crate::{masks, trace};
 
 // ANCHOR: enter
 /// In the child, in its own mount namespace: make `rootfs` the root of
@@ -79,7 +73,7 @@ pub fn enter(rootfs: &Path) -> Result<()> {
         }
     }
     change_root(&root)?;
-    mask_paths()
+    masks::mask_paths()
 }
 // ANCHOR_END: enter
 
@@ -115,21 +109,6 @@ fn bind_onto_itself(rootfs: &Path) -> Result<OwnedFd> {
     Ok(tree)
 }
 // ANCHOR_END: bind_onto_itself
-
-/// One file system to mount in the container, as in the `mounts` of an
-/// OCI config.json. `options` are mount(8)'s `-o`: `key=value`, or a
-/// flag alone.
-pub struct Mount {
-    pub target: &'static str,
-    pub fstype: &'static str,
-    pub attributes: MountAttrFlags,
-    pub options: &'static [&'static str],
-}
-
-pub const NOSUID: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOSUID;
-pub const NODEV: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NODEV;
-pub const NOEXEC: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOEXEC;
-pub const RDONLY: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_RDONLY;
 
 // ANCHOR: mounts
 /// What every container gets, in order (a mount on /dev/pts needs /dev
@@ -202,88 +181,6 @@ fn mount_in(base: &OwnedFd, path: &str, fs: &Mount) -> Result<OwnedFd> {
 }
 // ANCHOR_END: mount_in
 
-/// A new, detached file system of type `fs.fstype`, set up with its
-/// options and attributes: the file descriptor of its root.
-pub fn new_mount(fs: &Mount) -> rustix::io::Result<OwnedFd> {
-    let context = fsopen(fs.fstype, FsOpenFlags::FSOPEN_CLOEXEC)?;
-    for option in fs.options {
-        match option.split_once('=') {
-            Some((key, value)) => fsconfig_set_string(&context, key, value)?,
-            None => fsconfig_set_flag(&context, *option)?,
-        }
-    }
-    fsconfig_create(&context)?;
-    fsmount(&context, FsMountFlags::FSMOUNT_CLOEXEC, fs.attributes)
-}
-
-/// Attach the detached mount `mounted` on the directory `target`.
-pub fn attach(mounted: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
-    let flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
-        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
-    move_mount(mounted, "", target, "", flags)
-}
-
-/// Set mount attributes on the mount `fd` is the root of (and on every
-/// mount under it, when `recursive`), without touching the others:
-/// mount_setattr(2), which rustix does not have yet.
-pub fn set_attributes(
-    fd: &OwnedFd,
-    attributes: MountAttrFlags,
-    recursive: bool,
-) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: attributes.bits().into(),
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let mut flags = libc::AT_EMPTY_PATH;
-    if recursive {
-        flags |= libc::AT_RECURSIVE;
-    }
-    // SAFETY: the kernel reads `attr`, of the size given, and an empty
-    // path; nothing is written to our memory.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-// ANCHOR: dir_beneath
-/// Open the directory `path` beneath `root`, making it if it is not
-/// there. No symbolic link is followed, and `..` cannot climb above
-/// `root`: an image whose `dev` leads elsewhere is refused. `name` is
-/// what the container will call it, for errors.
-pub fn dir_beneath(root: &OwnedFd, path: &str, name: &str) -> Result<OwnedFd> {
-    // TODO(ch4): open `path` beneath `root` as an O_PATH directory, with
-    // openat2(2) resolve flags that refuse every symbolic link and any
-    // climb out of `root`; when it does not exist, make it (mkdirat(2)
-    // never follows a link) and open it again. Turn "it is a symbolic
-    // link" into `/{name} in the image is a symbolic link: refused`, and
-    // "not a directory" into `/{name} in the image is not a directory`:
-    // the tests expect those words. Read openat2(2), RESOLVE_NO_SYMLINKS
-    // and RESOLVE_BENEATH.
-    todo!("open {path} beneath {root:?}, for /{name}")
-}
-// ANCHOR_END: dir_beneath
-
 // ANCHOR: make_devices
 /// Fill the container's empty /dev, `dev`, a tmpfs no one else can see
 /// yet: the devices of [`DEVICES`], made with mknod as the host's are,
@@ -326,67 +223,3 @@ fn change_root(root: &OwnedFd) -> Result<()> {
     todo!("pivot_root into {root:?}")
 }
 // ANCHOR_END: change_root
-
-// ANCHOR: mask_paths
-/// Files in /proc and /sys that tell about, or change, the whole machine:
-/// hidden, as runc and crun hide them by default. A file is covered with
-/// /dev/null, a directory with an empty read-only tmpfs.
-const MASKED_PATHS: [&str; 11] = [
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// The kernel's knobs under /proc: readable, but not writable.
-const READ_ONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
-
-/// In the container's root: hide [`MASKED_PATHS`] and make
-/// [`READ_ONLY_PATHS`] read-only. A path this kernel does not have is
-/// skipped. These are paths in /proc and /sys, the kernel's own file
-/// systems, just mounted: no one else can put a link in them.
-fn mask_paths() -> Result<()> {
-    for path in MASKED_PATHS {
-        mask(path).with_context(|| format!("mask {path}"))?;
-    }
-    for path in READ_ONLY_PATHS {
-        make_read_only(path)
-            .with_context(|| format!("make {path} read-only"))?;
-    }
-    Ok(())
-}
-
-/// Cover a file with /dev/null, or a directory with an empty read-only
-/// tmpfs.
-fn mask(path: &str) -> Result<()> {
-    // TODO(ch4): skip a path this kernel does not have. Cover a directory
-    // with an empty, read-only tmpfs, and a file with a bind mount of
-    // /dev/null (mount(2)). A trace line for the mount.
-    todo!("mask {path}")
-}
-
-/// Make `path` read-only. A bind mount takes flags of its own only on a
-/// remount: bind the path onto itself, then remount that read-only,
-/// repeating /proc's flags, which a remount must not drop.
-fn make_read_only(path: &str) -> Result<()> {
-    // TODO(ch4): skip a path this kernel does not have. A bind mount's
-    // flags change only on a remount (mount(2), "Creating a bind mount"
-    // and "Remounting an existing mount"): bind `path` onto itself, then
-    // remount the bind read-only, keeping the flags /proc has, which a
-    // remount must repeat. A trace line for the mounts.
-    todo!("make {path} read-only")
-}
-// ANCHOR_END: mask_paths

@@ -56,8 +56,9 @@ use clap::Args;
 use nix::sys::signal::SigSet;
 use nix::unistd::{ForkResult, Pid};
 
-use crate::cgroups::{Cgroup, Hierarchy, Limits};
+use crate::cgroups::{Cgroup, Hierarchy};
 use crate::cleanup::Cleanup;
+use crate::limits::Limits;
 use crate::process::{self, Child};
 use crate::sync::{self, ChildEnd, Pipes};
 use crate::{namespaces, privileges, rootfs};

@@ -14,7 +14,7 @@
 //!   capabilities work only on what its user namespace owns: the other
 //!   namespaces, made after it, but not the host's files.
 //! - cgroup: the container's view of the cgroup tree, rooted at its own
-//!   cgroup (see `cgroups.rs`).
+//!   cgroup (see `cgroups.rs`), mounted read-only on /sys/fs/cgroup.
 //!
 //! Syscalls: [clone(2)](https://man7.org/linux/man-pages/man2/clone.2.html),
 //! [unshare(2)](https://man7.org/linux/man-pages/man2/unshare.2.html),
@@ -30,6 +30,7 @@
 //! rather than all made by the one clone(2).
 
 use std::fs;
+use std::os::fd::OwnedFd;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -38,7 +39,16 @@ use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{
     setgroups, sethostname, setresgid, setresuid, ForkResult, Gid, Pid, Uid,
 };
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsmount, fsopen, FsMountFlags,
+    FsOpenFlags,
+};
 
+use crate::cgroups::{Hierarchy, Version, CONTROLLERS};
+use crate::mounts::{
+    attach, dir_beneath, new_mount, set_attributes, Mount, NODEV, NOEXEC,
+    NOSUID, RDONLY,
+};
 use crate::trace;
 
 // ANCHOR: clone
@@ -201,6 +211,79 @@ pub fn enter(hostname: &str) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: enter
+
+// ANCHOR: mount_cgroup_view
+/// In the child, in its cgroup namespace, before pivot_root: mount the
+/// container's own view of its cgroups read-only on `dir`, the
+/// container's /sys/fs/cgroup. In a cgroup namespace, the root of a
+/// cgroup file system is the namespace's: the container's own cgroup.
+/// It sees its limits, no other container's, and cannot change them
+/// (read-only, and without CAP_SYS_ADMIN there is no remounting).
+pub fn mount_cgroup_view(dir: &OwnedFd) -> Result<()> {
+    let read_only = NOSUID.union(NODEV).union(NOEXEC).union(RDONLY);
+    if Hierarchy::detect()?.version == Version::V2 {
+        trace!("mount(cgroup2, /sys/fs/cgroup, cgroup2, MS_RDONLY)");
+        let view = Mount {
+            target: "sys/fs/cgroup",
+            fstype: "cgroup2",
+            attributes: read_only,
+            options: &[],
+        };
+        let mounted =
+            new_mount(&view).context("mount cgroup2 on /sys/fs/cgroup")?;
+        return attach(&mounted, dir)
+            .context("mount cgroup2 on /sys/fs/cgroup");
+    }
+    // v1: a tmpfs holding one mount per tree tincan uses, each named
+    // for its controllers as the host names it (`cpu,cpuacct`, often).
+    trace!("mount(tmpfs, /sys/fs/cgroup), then a cgroup tree per controller");
+    let trees = Mount {
+        target: "sys/fs/cgroup",
+        fstype: "tmpfs",
+        attributes: NOSUID.union(NODEV).union(NOEXEC),
+        options: &["mode=755", "size=4k"],
+    };
+    let top = new_mount(&trees).context("mount tmpfs on /sys/fs/cgroup")?;
+    attach(&top, dir).context("mount tmpfs on /sys/fs/cgroup")?;
+    for controllers in v1_trees()? {
+        let name = format!("sys/fs/cgroup/{controllers}");
+        let tree = dir_beneath(&top, &controllers, &name)?;
+        let context = fsopen("cgroup", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        for controller in controllers.split(',') {
+            fsconfig_set_flag(&context, controller)?;
+        }
+        let mounted = fsconfig_create(&context)
+            .and_then(|()| {
+                fsmount(&context, FsMountFlags::FSMOUNT_CLOEXEC, read_only)
+            })
+            .and_then(|mounted| attach(&mounted, &tree))
+            .with_context(|| format!("mount cgroup {controllers} on /{name}"));
+        mounted?;
+    }
+    set_attributes(&top, RDONLY, false)
+        .context("make /sys/fs/cgroup read-only")?;
+    Ok(())
+}
+
+/// The v1 trees holding tincan's controllers, by their controller lists,
+/// as this process's /proc/self/cgroup names them: `memory`, `pids`,
+/// `cpu,cpuacct`.
+fn v1_trees() -> Result<Vec<String>> {
+    let ours = fs::read_to_string("/proc/self/cgroup")
+        .context("read /proc/self/cgroup")?;
+    let mut trees = Vec::new();
+    for line in ours.lines() {
+        // hierarchy-id:controllers:path
+        let Some(controllers) = line.split(':').nth(1) else {
+            continue;
+        };
+        if controllers.split(',').any(|c| CONTROLLERS.contains(&c)) {
+            trees.push(controllers.to_string());
+        }
+    }
+    Ok(trees)
+}
+// ANCHOR_END: mount_cgroup_view
 
 #[cfg(test)]
 mod tests {

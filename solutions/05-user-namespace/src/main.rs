@@ -18,6 +18,8 @@
 //! - `sync.rs`: the error and go pipes between runtime and child.
 //! - `image.rs`: images: a directory, or the built-in busybox.
 //! - `rootfs.rs`: the container's mounts, and pivot_root.
+//! - `mounts.rs`: mounting by file descriptor, safe from links.
+//! - `masks.rs`: the masked and read-only paths of /proc and /sys.
 //! - `namespaces.rs`: clone and unshare, the hostname, mount
 //!   propagation, user and group id maps.
 //! - `privileges.rs`: capabilities, no_new_privs, the seccomp filter.
@@ -30,6 +32,8 @@ use clap::{Parser, Subcommand};
 
 mod container;
 mod image;
+mod masks;
+mod mounts;
 mod namespaces;
 mod privileges;
 mod process;

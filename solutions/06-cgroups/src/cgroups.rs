@@ -32,32 +32,25 @@
 //! [cgroup-v2.rst](https://docs.kernel.org/admin-guide/cgroup-v2.html)
 //! and [cgroup-v1/](https://docs.kernel.org/admin-guide/cgroup-v1/).
 //!
+//! Inside, the container sees its own cgroup as the root of the tree,
+//! read-only, on /sys/fs/cgroup (`namespaces::mount_cgroup_view`).
+//!
 //! Simpler than a production runtime: three controllers (memory, pids,
-//! cpu) and a limit each, no systemd driver (runc can ask systemd to make
-//! the cgroup), and a container's own cgroup file system is not mounted
-//! in it.
+//! cpu) and a limit each (see `limits.rs`), and no systemd driver (runc
+//! can ask systemd to make the cgroup).
 
 use std::fs;
 use std::io::{self, ErrorKind};
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Args;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 use nix::unistd::Pid;
-use rustix::mount::{
-    fsconfig_create, fsconfig_set_flag, fsmount, fsopen, FsMountFlags,
-    FsOpenFlags,
-};
 
 use crate::cleanup::{Cleanup, Undo};
-use crate::rootfs::{
-    attach, dir_beneath, new_mount, set_attributes, Mount, NODEV, NOEXEC,
-    NOSUID, RDONLY,
-};
+use crate::limits::{Limits, CPU_PERIOD_US};
 use crate::trace;
 
 #[cfg(test)]
@@ -68,90 +61,6 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The directory of tincan's own cgroups, in each tree.
 const OWN_DIR: &str = "tincan";
-
-/// The CPU time a container may use, in microseconds per period: with
-/// `--cpus 0.5`, 50 000 of every 100 000, as Docker does it.
-const CPU_PERIOD_US: u64 = 100_000;
-
-// ANCHOR: limits
-/// The limits asked for on the command line; `None` is no limit.
-#[derive(Args, Clone, Debug, Default)]
-pub struct Limits {
-    /// Memory limit: bytes, or a number with k, m or g (`64m`)
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
-    #[arg(value_parser = parse_memory)]
-    pub memory: Option<u64>,
-
-    /// Limit on the number of processes at once
-    #[arg(long = "pids-limit", value_name = "N")]
-    #[arg(allow_negative_numbers = true, value_parser = parse_pids)]
-    pub pids: Option<u64>,
-
-    /// CPU time, in CPUs (`0.5` is half of one)
-    #[arg(long = "cpus", value_name = "CPUS")]
-    #[arg(allow_negative_numbers = true, value_parser = parse_cpus)]
-    pub cpu_quota: Option<u64>,
-}
-// ANCHOR_END: limits
-
-// ANCHOR: parse
-/// Parse a `--memory` value as Docker does: a number of bytes, or a
-/// number with a unit, k, m or g (powers of 1024), in any case and with
-/// or without a "b" or "ib" after it: `64m`, `1.5g`, `512MiB`.
-pub fn parse_memory(value: &str) -> Result<u64, String> {
-    const EXPECTED: &str = "expected bytes, or a number with k, m or g";
-    let lower = value.to_ascii_lowercase();
-    let digits = |c: char| c.is_ascii_digit() || c == '.';
-    let at = lower.find(|c| !digits(c)).unwrap_or(lower.len());
-    let (number, unit) = lower.split_at(at);
-    let scale: u64 = match unit {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(EXPECTED.into()),
-    };
-    let number: f64 = number.parse().map_err(|_| EXPECTED)?;
-    let bytes = (number * scale as f64).round();
-    if bytes >= u64::MAX as f64 {
-        return Err(EXPECTED.into());
-    }
-    if bytes < 1.0 {
-        return Err("a memory limit must be more than 0".into());
-    }
-    Ok(bytes as u64)
-}
-
-/// Parse a `--cpus` value, a number of CPUs such as `0.5` or `2`, into
-/// microseconds of CPU time per period.
-pub fn parse_cpus(value: &str) -> Result<u64, String> {
-    let cpus: f64 = value
-        .parse()
-        .map_err(|_| "expected a number of CPUs, such as 0.5")?;
-    // "NaN" and "inf" parse as numbers too.
-    if !cpus.is_finite() || cpus < 0.01 {
-        return Err("expected a number of CPUs, 0.01 or more".into());
-    }
-    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus > online as f64 {
-        return Err(format!("this machine has only {online} CPUs"));
-    }
-    Ok((cpus * CPU_PERIOD_US as f64).round() as u64)
-}
-
-/// The most processes Linux can number at once on 64-bit machines
-/// (PID_MAX_LIMIT): a limit above it limits nothing.
-const PIDS_MAX: u64 = 4_194_304;
-
-/// Parse a `--pids-limit` value: at least one process, the command,
-/// and no more than Linux can have.
-pub fn parse_pids(value: &str) -> Result<u64, String> {
-    match value.parse::<u64>() {
-        Ok(pids) if (1..=PIDS_MAX).contains(&pids) => Ok(pids),
-        _ => Err(format!("expected a number of processes, 1 to {PIDS_MAX}")),
-    }
-}
-// ANCHOR_END: parse
 
 /// The two versions of the cgroup interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,7 +117,7 @@ pub struct Cgroup {
 }
 
 /// The controllers tincan uses; in v1, the name of each one's tree.
-const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+pub const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 
 impl Cgroup {
     // ANCHOR: create
@@ -413,79 +322,6 @@ fn kill_all(dir: &Path) {
         }
     }
 }
-
-// ANCHOR: mount_view
-/// In the child, in its cgroup namespace, before pivot_root: mount the
-/// container's own view of its cgroups read-only on `dir`, the
-/// container's /sys/fs/cgroup. In a cgroup namespace, the root of a
-/// cgroup file system is the namespace's: the container's own cgroup.
-/// It sees its limits, no other container's, and cannot change them
-/// (read-only, and without CAP_SYS_ADMIN there is no remounting).
-pub fn mount_view(dir: &OwnedFd) -> Result<()> {
-    let read_only = NOSUID.union(NODEV).union(NOEXEC).union(RDONLY);
-    if Hierarchy::detect()?.version == Version::V2 {
-        trace!("mount(cgroup2, /sys/fs/cgroup, cgroup2, MS_RDONLY)");
-        let view = Mount {
-            target: "sys/fs/cgroup",
-            fstype: "cgroup2",
-            attributes: read_only,
-            options: &[],
-        };
-        let mounted =
-            new_mount(&view).context("mount cgroup2 on /sys/fs/cgroup")?;
-        return attach(&mounted, dir)
-            .context("mount cgroup2 on /sys/fs/cgroup");
-    }
-    // v1: a tmpfs holding one mount per tree tincan uses, each named
-    // for its controllers as the host names it (`cpu,cpuacct`, often).
-    trace!("mount(tmpfs, /sys/fs/cgroup), then a cgroup tree per controller");
-    let trees = Mount {
-        target: "sys/fs/cgroup",
-        fstype: "tmpfs",
-        attributes: NOSUID.union(NODEV).union(NOEXEC),
-        options: &["mode=755", "size=4k"],
-    };
-    let top = new_mount(&trees).context("mount tmpfs on /sys/fs/cgroup")?;
-    attach(&top, dir).context("mount tmpfs on /sys/fs/cgroup")?;
-    for controllers in v1_trees()? {
-        let name = format!("sys/fs/cgroup/{controllers}");
-        let tree = dir_beneath(&top, &controllers, &name)?;
-        let context = fsopen("cgroup", FsOpenFlags::FSOPEN_CLOEXEC)?;
-        for controller in controllers.split(',') {
-            fsconfig_set_flag(&context, controller)?;
-        }
-        let mounted = fsconfig_create(&context)
-            .and_then(|()| {
-                fsmount(&context, FsMountFlags::FSMOUNT_CLOEXEC, read_only)
-            })
-            .and_then(|mounted| attach(&mounted, &tree))
-            .with_context(|| format!("mount cgroup {controllers} on /{name}"));
-        mounted?;
-    }
-    set_attributes(&top, RDONLY, false)
-        .context("make /sys/fs/cgroup read-only")?;
-    Ok(())
-}
-
-/// The v1 trees holding tincan's controllers, by their controller lists,
-/// as this process's /proc/self/cgroup names them: `memory`, `pids`,
-/// `cpu,cpuacct`.
-fn v1_trees() -> Result<Vec<String>> {
-    let ours = fs::read_to_string("/proc/self/cgroup")
-        .context("read /proc/self/cgroup")?;
-    let mut trees = Vec::new();
-    for line in ours.lines() {
-        // hierarchy-id:controllers:path
-        let Some(controllers) = line.split(':').nth(1) else {
-            continue;
-        };
-        if controllers.split(',').any(|c| CONTROLLERS.contains(&c)) {
-            trees.push(controllers.to_string());
-        }
-    }
-    Ok(trees)
-}
-// ANCHOR_END: mount_view
 
 // ANCHOR: make_dir
 /// Make a container's cgroup directory, and tincan's own above it. In

@@ -19,10 +19,13 @@
 //! - `cleanup.rs`: the undo list, and the watchdog that runs it.
 //! - `image.rs`: images: a directory, or the built-in busybox.
 //! - `rootfs.rs`: the container's mounts, and pivot_root.
+//! - `mounts.rs`: mounting by file descriptor, safe from links.
+//! - `masks.rs`: the masked and read-only paths of /proc and /sys.
 //! - `namespaces.rs`: clone and unshare, the hostname, mount
 //!   propagation, user and group id maps.
 //! - `privileges.rs`: capabilities, no_new_privs, the seccomp filter.
 //! - `cgroups.rs`: cgroups v1 and v2, limits, OOM kills.
+//! - `limits.rs`: `--memory`, `--pids-limit` and `--cpus`, parsed.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +37,9 @@ mod cgroups;
 mod cleanup;
 mod container;
 mod image;
+mod limits;
+mod masks;
+mod mounts;
 mod namespaces;
 mod privileges;
 mod process;
