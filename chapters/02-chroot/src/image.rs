@@ -33,8 +33,9 @@ pub fn resolve(image: &str) -> Result<PathBuf> {
     // TODO(ch2): any other IMAGE is a directory. Fail
     // when it does not exist, with the context `image {image}`, or is not
     // a directory, with `image {image}: not a directory` (the tests expect
-    // these words). Return it as an absolute path: the child will use it
-    // after it has left the directory the runtime was started in.
+    // these words). Return it as an absolute path, with no `.`, `..` or
+    // link in it (realpath(3)): the trace shows it, and the tests look for
+    // it there.
     todo!("resolve image {image}")
 }
 // ANCHOR_END: resolve

@@ -190,8 +190,8 @@ pub fn run_init(command: &[String], errors: ErrorPipe, signals: &SigSet) -> ! {
     // duties until the command ends: it forwards signals to it and reaps
     // every child, orphans included (`wait_for` does both), then exits
     // with the command's status. Before it waits, it must let go of
-    // something that would keep the runtime waiting forever: what does
-    // the runtime read until end of file? A trace line for the fork.
+    // something the runtime reads to its end before it starts waiting for
+    // the container: what is it? A trace line for the fork.
     todo!(
         "init for {command:?}, {errors:?}, {} signals",
         signals.iter().count()

@@ -319,3 +319,22 @@ fn the_containers_mounts_stay_in_it_even_when_the_host_shares_them() {
         leaked.join("\n")
     );
 }
+
+#[test]
+fn with_init_the_runtime_waits_for_the_container_not_for_its_pipe() {
+    // Two TERMs to the runtime, both meant for the command, which traps
+    // them. An init that kept its copy of the error pipe would leave the
+    // runtime reading it: it would still pass the first signal on, but
+    // take the second for a start that hangs, and give up (125).
+    let script = "trap 'echo caught' TERM; echo ready; \
+                  sleep 30 & wait; sleep 30 & wait; echo done";
+    let mut running = run_in_rootfs(&["--init"], &["sh", "-c", script]).spawn();
+    running.expect_line("ready\n");
+    running.signal(libc::SIGTERM);
+    running.expect_line("caught\n");
+    running.signal(libc::SIGTERM);
+    running.expect_line("caught\n");
+    let run = running.wait();
+    run.expect_status(0);
+    assert_eq!(run.stdout, "ready\ncaught\ncaught\ndone\n", "{run}");
+}

@@ -258,8 +258,10 @@ pub fn run_init(command: &[String], errors: ErrorPipe, signals: &SigSet) -> ! {
         ),
         Ok(ForkResult::Child) => become_command(command, errors),
         Ok(ForkResult::Parent { child }) => {
-            // Our copy of the error pipe must close, or the runtime would
-            // wait for it forever; the command keeps its own until exec.
+            // Our copy of the error pipe must close: the runtime reads
+            // it to its end before it waits for us, and would take the
+            // running command for one that has not started. The command
+            // keeps its own copy until exec.
             drop(errors);
             let status = wait_for(child, signals).unwrap_or_else(|err| {
                 eprintln!("init: {err:#}");

@@ -34,7 +34,8 @@ pub fn resolve(image: &str) -> Result<PathBuf> {
     if !meta.is_dir() {
         bail!("image {image}: not a directory");
     }
-    // An absolute path: the child changes directory before it uses it.
+    // An absolute path: what traces and errors show, and the same
+    // whatever directory a later step, or a later chapter, works from.
     fs::canonicalize(image).with_context(|| format!("image {image}"))
 }
 // ANCHOR_END: resolve
