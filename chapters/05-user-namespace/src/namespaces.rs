@@ -11,8 +11,9 @@
 //!   host's; `rootfs::enter` then replaces the copy, mount by mount.
 //! - user, with `--userns`: the container's own user and group ids. Its
 //!   root, uid 0, is an unprivileged uid of the host, and its
-//!   capabilities work only on what its user namespace owns: the other
-//!   namespaces, made after it, but not the host's files.
+//!   capabilities work only on what its user namespace owns: the
+//!   namespaces made by its processes (or with it, in one clone), not
+//!   the host's files.
 //!
 //! Syscalls: [clone(2)](https://man7.org/linux/man-pages/man2/clone.2.html),
 //! [unshare(2)](https://man7.org/linux/man-pages/man2/unshare.2.html),
@@ -78,18 +79,19 @@ const ID_COUNT: u32 = 65_536;
 ///
 /// Each map can be written once, by a process with CAP_SETUID (or
 /// CAP_SETGID) over the parent namespace: the runtime, not the child.
-/// `setgroups` comes before `gid_map`: once a gid map exists, whether
-/// the namespace may call setgroups(2) is fixed. A runtime that is not
-/// root must write `deny` (dropping a group could open a file that
-/// group is denied); we are root, and allow it.
+/// `setgroups` first: "deny" is refused once a gid map exists ("allow"
+/// is not). A runtime without CAP_SETGID over the parent namespace may
+/// write a gid map only after "deny" (dropping a group could open a
+/// file that group is denied); we have it, and allow setgroups.
 pub fn write_id_maps(child: Pid) -> Result<()> {
     // TODO(ch5): in the runtime, while the child waits: map ids 0 to
     // ID_COUNT - 1 of the child's user namespace to the host's, from
     // HOST_ID_BASE, for users and for groups, through the files of
-    // /proc/CHILD/ (user_namespaces(7), "User and group ID mappings"). A
-    // gid map is written only once whether setgroups(2) is allowed in the
-    // namespace is settled: read what that section says of `setgroups`,
-    // and allow it. A trace line and a context (the path) per file.
+    // /proc/CHILD/ (user_namespaces(7), "User and group ID mappings").
+    // Whether setgroups(2) may be called in the namespace is a third
+    // file's business: read what the page says of /proc/PID/setgroups,
+    // and of who must write "deny" before a gid map; the runtime is root,
+    // and allows it. A trace line and a context (the path) per file.
     todo!("map ids 0.. of {child} to {HOST_ID_BASE}.., {ID_COUNT} of them")
 }
 // ANCHOR_END: write_id_maps

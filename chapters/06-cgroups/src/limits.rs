@@ -47,8 +47,8 @@ pub fn parse_memory(value: &str) -> Result<u64, String> {
     // (`64m`, `1.5g`, `512MiB`). Errors the tests expect, word for word:
     // "a memory limit must be more than 0" for less than one byte, and
     // "expected bytes, or a number with k, m or g" for anything else, a
-    // number too large for a u64 included. The unit tests in
-    // its tests, below, list the cases: `cargo test -p chapter6 --bins`.
+    // number too large for a u64 included. The unit tests at the end of
+    // this file list the cases: `cargo test -p chapter6 --bins`.
     todo!("parse {value:?} as bytes")
 }
 

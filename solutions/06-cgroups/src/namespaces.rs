@@ -11,8 +11,9 @@
 //!   host's; `rootfs::enter` then replaces the copy, mount by mount.
 //! - user, with `--userns`: the container's own user and group ids. Its
 //!   root, uid 0, is an unprivileged uid of the host, and its
-//!   capabilities work only on what its user namespace owns: the other
-//!   namespaces, made after it, but not the host's files.
+//!   capabilities work only on what its user namespace owns: the
+//!   namespaces made by its processes (or with it, in one clone), not
+//!   the host's files.
 //! - cgroup: the container's view of the cgroup tree, rooted at its own
 //!   cgroup (see `cgroups.rs`), mounted read-only on /sys/fs/cgroup.
 //!
@@ -112,10 +113,10 @@ const ID_COUNT: u32 = 65_536;
 ///
 /// Each map can be written once, by a process with CAP_SETUID (or
 /// CAP_SETGID) over the parent namespace: the runtime, not the child.
-/// `setgroups` comes before `gid_map`: once a gid map exists, whether
-/// the namespace may call setgroups(2) is fixed. A runtime that is not
-/// root must write `deny` (dropping a group could open a file that
-/// group is denied); we are root, and allow it.
+/// `setgroups` first: "deny" is refused once a gid map exists ("allow"
+/// is not). A runtime without CAP_SETGID over the parent namespace may
+/// write a gid map only after "deny" (dropping a group could open a
+/// file that group is denied); we have it, and allow setgroups.
 pub fn write_id_maps(child: Pid) -> Result<()> {
     let map = format!("0 {HOST_ID_BASE} {ID_COUNT}\n");
     for (file, text) in [
@@ -259,6 +260,15 @@ pub fn mount_cgroup_view(dir: &OwnedFd) -> Result<()> {
             .and_then(|mounted| attach(&mounted, &tree))
             .with_context(|| format!("mount cgroup {controllers} on /{name}"));
         mounted?;
+        // `cpu` and `cpuacct` lead to `cpu,cpuacct`, as on the host.
+        if controllers.contains(',') {
+            for controller in controllers.split(',') {
+                rustix::fs::symlinkat(controllers.as_str(), &top, controller)
+                    .with_context(|| {
+                    format!("symlink /sys/fs/cgroup/{controller}")
+                })?;
+            }
+        }
     }
     set_attributes(&top, RDONLY, false)
         .context("make /sys/fs/cgroup read-only")?;

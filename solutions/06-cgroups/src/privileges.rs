@@ -73,7 +73,8 @@ pub const KEPT: [Capability; 13] = [
 // ANCHOR: drop_privileges
 /// In the child, once it needs no privilege of its own any more (its
 /// mounts are made): cut root down to what a container may do. The
-/// filter last: it refuses calls the two steps before it make.
+/// filter last: without CAP_SYS_ADMIN, the kernel installs one only
+/// for a process with no_new_privs.
 pub fn drop_privileges() -> Result<()> {
     drop_capabilities()?;
     trace!("prctl(PR_SET_NO_NEW_PRIVS, 1)");
@@ -89,7 +90,7 @@ pub fn drop_privileges() -> Result<()> {
 /// permitted, which must hold it.
 fn drop_capabilities() -> Result<()> {
     let kept: CapsHashSet = KEPT.into_iter().collect();
-    trace!("capset: keep {kept:?}");
+    trace!("capset: keep {KEPT:?}");
     // Only what this kernel knows: dropping one it does not is EINVAL.
     for capability in caps::runtime::thread_all_supported() {
         if !kept.contains(&capability) {
