@@ -326,8 +326,8 @@ fn with_init_the_runtime_waits_for_the_container_not_for_its_pipe() {
     // them. An init that kept its copy of the error pipe would leave the
     // runtime reading it: it would still pass the first signal on, but
     // take the second for a start that hangs, and give up (125).
-    let script = "trap 'echo caught' TERM; echo ready; \
-                  sleep 30 & wait; sleep 30 & wait; echo done";
+    let script = "n=0; trap 'echo caught; n=$((n + 1))' TERM; echo ready; \
+                  while [ $n -lt 2 ]; do sleep 0.05; done; echo done";
     let mut running = run_in_rootfs(&["--init"], &["sh", "-c", script]).spawn();
     running.expect_line("ready\n");
     running.signal(libc::SIGTERM);
