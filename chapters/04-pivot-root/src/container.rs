@@ -8,6 +8,7 @@
 //! ```text
 //! runtime                              child
 //! -------                              -----
+//! stdin, stdout, stderr checked
 //! block signals, make the pipe
 //! unshare the PID namespace
 //! fork -------------------------------> close inherited files

@@ -11,6 +11,7 @@
 //! ```text
 //! runtime                              child
 //! -------                              -----
+//! stdin, stdout, stderr checked
 //! undo list, watchdog
 //! cgroup (registered, then made)
 //! block signals, make pipes

@@ -10,6 +10,7 @@
 //! ```text
 //! runtime                              child
 //! -------                              -----
+//! stdin, stdout, stderr checked
 //! block signals, make pipes
 //! clone ------------------------------> wait for go
 //! write id maps                             :
