@@ -13,6 +13,7 @@ methods, the `//!` header), keyed by name, and compares them.
                              starter N and every later chapter
   chapters.py render SLUG    the chapter's exercise as Markdown diffs
   chapters.py mdbook         as an mdBook preprocessor (book/book.toml)
+  chapters.py items FILE     the items of a Rust file, as the checks see them
 
 The changes of chapter N are declared in chapters/NN-slug/changes.txt:
 

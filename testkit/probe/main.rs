@@ -239,8 +239,7 @@ fn tiocsti(text: &str) -> io::Result<()> {
     for byte in text.bytes() {
         // SAFETY: TIOCSTI reads one byte from the pointer given.
         if unsafe { ioctl(0, TIOCSTI, &byte as *const u8) } < 0 {
-            let err = io::Error::last_os_error();
-            return Err(io::Error::new(err.kind(), format!("tiocsti: {err}")));
+            return Err(last_error("tiocsti"));
         }
     }
     println!("pushed {} bytes into the terminal", text.len());
@@ -271,8 +270,7 @@ fn handle(file: &str) -> io::Result<()> {
         name_to_handle_at(-100, path.as_ptr(), &mut handle, &mut mount_id, 0)
     };
     if rc < 0 {
-        let err = io::Error::last_os_error();
-        return Err(io::Error::new(err.kind(), format!("name_to_handle_at: {err}")));
+        return Err(last_error("name_to_handle_at"));
     }
     let root = fs::File::open("/")?;
     // SAFETY: the kernel reads the handle it wrote.
@@ -280,8 +278,7 @@ fn handle(file: &str) -> io::Result<()> {
         open_by_handle_at(std::os::fd::AsRawFd::as_raw_fd(&root), &mut handle, 0)
     };
     if fd < 0 {
-        let err = io::Error::last_os_error();
-        return Err(io::Error::new(err.kind(), format!("open_by_handle_at: {err}")));
+        return Err(last_error("open_by_handle_at"));
     }
     println!("opened {file} by its handle");
     Ok(())
@@ -300,4 +297,10 @@ fn deathless() -> io::Result<()> {
         // SAFETY: pause only waits.
         unsafe { pause() };
     }
+}
+
+/// The error of the last failed call, named after `call`.
+fn last_error(call: &str) -> io::Error {
+    let err = io::Error::last_os_error();
+    io::Error::new(err.kind(), format!("{call}: {err}"))
 }

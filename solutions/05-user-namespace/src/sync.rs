@@ -106,7 +106,6 @@ impl RuntimeEnd {
                 Err(Errno::EINTR) => continue,
                 polled => polled.context("poll the error pipe")?,
             };
-            let signaled = ready[1].any().unwrap_or(false);
             while let Some(info) =
                 incoming.read_signal().context("read a signal")?
             {
@@ -120,8 +119,8 @@ impl RuntimeEnd {
             if stops >= 2 {
                 anyhow::bail!("the container did not start, and was stopped");
             }
-            if signaled && !ready[0].any().unwrap_or(false) {
-                continue;
+            if !ready[0].any().unwrap_or(false) {
+                continue; // only signals, nothing to read yet
             }
             let mut chunk = [0u8; 4096];
             match self.errors.read(&mut chunk) {
