@@ -96,6 +96,10 @@ open(f"{work}/out_dirs", "w").write("\n".join(out_dirs) + "\n")
 EOF
 [ -s "$work/tests" ] || fail "no test binary found"
 
+# Chapter 7's tests of archives and registries need umoci, skopeo and
+# docker-registry, which the VM does not have: they run on the host.
+skip="--skip archives:: --skip registry::"
+
 # --- the initramfs ----------------------------------------------------
 stage=$work/initramfs
 rm -rf "$stage"
@@ -213,7 +217,7 @@ fi
 failed=0
 for test in $(tr '\n' ' ' <"$work/tests"); do
     echo "TINCAN-VM: running \$test"
-    if \$test --test-threads=2 ${VM_TEST_ARGS:-}; then
+    if \$test --test-threads=2 $skip ${VM_TEST_ARGS:-}; then
         echo "TINCAN-VM-RESULT ok \$test"
     else
         echo "TINCAN-VM-RESULT FAILED \$test"

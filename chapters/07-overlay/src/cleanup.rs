@@ -36,7 +36,7 @@ use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
 use nix::unistd::{dup2, fork, pipe2, setsid, ForkResult};
 
-use crate::{cgroups, process, sync, trace};
+use crate::{cgroups, containers, process, sync, trace};
 
 // ANCHOR: undo
 /// One thing to undo, as data: it travels to the watchdog as a line.
@@ -44,6 +44,9 @@ use crate::{cgroups, process, sync, trace};
 pub enum Undo {
     /// Remove a container's cgroup directory (see `cgroups.rs`).
     Cgroup(PathBuf),
+    /// Remove a container's directory: its record and writable layer
+    /// (see `containers.rs`).
+    Container(PathBuf),
 }
 
 impl Undo {
@@ -51,6 +54,7 @@ impl Undo {
     fn run(&self) {
         match self {
             Undo::Cgroup(dir) => cgroups::remove(dir),
+            Undo::Container(dir) => containers::remove_dir(dir),
         }
     }
 
@@ -58,6 +62,7 @@ impl Undo {
     fn to_line(&self) -> String {
         match self {
             Undo::Cgroup(dir) => format!("cgroup {}\n", dir.display()),
+            Undo::Container(dir) => format!("container {}\n", dir.display()),
         }
     }
 
@@ -66,6 +71,7 @@ impl Undo {
         let (kind, arg) = line.trim_end_matches('\n').split_once(' ')?;
         match kind {
             "cgroup" => Some(Undo::Cgroup(PathBuf::from(arg))),
+            "container" => Some(Undo::Container(PathBuf::from(arg))),
             _ => None,
         }
     }
@@ -137,6 +143,21 @@ impl Cleanup {
         Ok(())
     }
     // ANCHOR_END: register
+
+    // ANCHOR: keep
+    /// Take `undo` off the list: what it undoes is to outlive the run (a
+    /// stopped container is kept, as Docker keeps it, until `rm`).
+    pub fn keep(&mut self, undo: &Undo) -> Result<()> {
+        if let Some(watchdog) = &mut self.watchdog {
+            let line = format!("keep {}", undo.to_line());
+            watchdog
+                .write_all(line.as_bytes())
+                .context("tell the watchdog")?;
+        }
+        self.undo.retain(|listed| listed != undo);
+        Ok(())
+    }
+    // ANCHOR_END: keep
 }
 
 impl Drop for Cleanup {
@@ -173,7 +194,10 @@ fn watch(pipe: OwnedFd) -> ! {
     for line in BufReader::new(File::from(pipe)).lines() {
         let Ok(line) = line else { break };
         done = line == "done";
-        undo.extend(Undo::from_line(&line));
+        match line.strip_prefix("keep ").map(Undo::from_line) {
+            Some(kept) => undo.retain(|listed| Some(listed) != kept.as_ref()),
+            None => undo.extend(Undo::from_line(&line)),
+        }
     }
     if !done {
         for undo in undo.iter().rev() {

@@ -47,22 +47,23 @@
 //! - whatever fails, the child is killed and reaped (`process::Child`)
 //!   and what was made is removed (`cleanup::Cleanup`), in that order.
 
-use std::fs::File;
-use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use nix::sys::signal::SigSet;
 use nix::unistd::{ForkResult, Pid};
 
 use crate::cgroups::{Cgroup, Hierarchy};
-use crate::cleanup::Cleanup;
+use crate::cleanup::{Cleanup, Undo};
+use crate::containers::{self, Record};
+use crate::image::{self, Resolved};
 use crate::limits::Limits;
+use crate::overlay::{self, Overlay};
 use crate::process::{self, Child};
+use crate::store::{random_hex, Store};
 use crate::sync::{self, ChildEnd, Pipes};
-use crate::{namespaces, privileges, rootfs};
+use crate::{namespaces, privileges, rootfs, user};
 
 // ANCHOR: options
 /// The options of `run`, grouped by what they set up: a new option is
@@ -82,6 +83,14 @@ pub struct Options {
     #[arg(long)]
     pub userns: bool,
 
+    /// The container's name [default: two words, picked by its id]
+    #[arg(long, value_parser = parse_name)]
+    pub name: Option<String>,
+
+    /// Remove the container when it stops
+    #[arg(long)]
+    pub rm: bool,
+
     #[command(flatten)]
     pub limits: Limits,
 }
@@ -95,40 +104,67 @@ pub struct Container {
     pub hostname: String,
     /// The options of `run`.
     pub options: Options,
-    /// The directory that becomes the container's `/`.
-    pub rootfs: PathBuf,
+    /// IMAGE, as given.
+    pub image_name: String,
+    /// The image: its layers, and how to run it.
+    pub image: Resolved,
     /// The command to run, and its arguments.
     pub command: Vec<String>,
 }
 
 impl Container {
-    /// A new container, with a new id.
+    /// A new container, with a new id, of the image `image`. With no
+    /// command, the image's own runs.
     pub fn new(
         options: Options,
-        rootfs: PathBuf,
+        image: &str,
         command: Vec<String>,
-    ) -> Self {
-        let id = new_id();
+    ) -> Result<Self> {
+        let id = random_hex(6);
         // Like Docker, name the container's host after its id.
         let hostname = options.hostname.clone().unwrap_or_else(|| id.clone());
-        Container {
+        let resolved = image::resolve(image, options.userns)?;
+        let command = command_of(&resolved, command);
+        if command.is_empty() {
+            bail!("image {image}: it has no command to run: give one");
+        }
+        Ok(Container {
             id,
             hostname,
             options,
-            rootfs,
+            image_name: image.to_string(),
+            image: resolved,
             command,
-        }
+        })
     }
 }
 
-/// A new container id: twelve random hex digits, like Docker's short ids.
-fn new_id() -> String {
-    let mut bytes = [0u8; 6];
-    // The kernel's random pool; it cannot run dry once the system is up.
-    File::open("/dev/urandom")
-        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
-        .expect("read /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+// ANCHOR: command_of
+/// What `docker run` runs: the image's Entrypoint, followed by the
+/// command given, or else by the image's Cmd.
+fn command_of(image: &Resolved, given: Vec<String>) -> Vec<String> {
+    let config = &image.config;
+    let mut command = config.entrypoint.clone().unwrap_or_default();
+    if given.is_empty() {
+        command.extend(config.cmd.clone().unwrap_or_default());
+    } else {
+        command.extend(given);
+    }
+    command
+}
+// ANCHOR_END: command_of
+
+/// A container name, as Docker allows them.
+fn parse_name(name: &str) -> Result<String, String> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !valid {
+        return Err("expected a letter or digit, then letters, digits, \
+                    `_`, `.` or `-`"
+            .into());
+    }
+    Ok(name.to_string())
 }
 
 // ANCHOR: run
@@ -139,6 +175,7 @@ pub fn run(container: &Container) -> Result<u8> {
     // What the runtime makes on the host, it undoes on the way out, or
     // its watchdog does if the runtime dies first. Dropped last.
     let mut cleanup = Cleanup::with_watchdog()?;
+    let (mut record, overlay) = make_container(container, &mut cleanup)?;
     let hierarchy = Hierarchy::detect()?;
     let limits = &container.options.limits;
     let cgroup =
@@ -151,7 +188,9 @@ pub fn run(container: &Container) -> Result<u8> {
     // it execs, allocation included.
     let (child, mut pipes) =
         match unsafe { namespaces::clone_child(container.options.userns) }? {
-            ForkResult::Child => start(container, pipes.child_end(), &signals),
+            ForkResult::Child => {
+                start(container, &overlay, pipes.child_end(), &signals)
+            }
             ForkResult::Parent { child } => {
                 (Child::new(child), pipes.runtime_end())
             }
@@ -163,11 +202,51 @@ pub fn run(container: &Container) -> Result<u8> {
     set_up_from_outside(container, &cgroup, child.pid())?;
     pipes.go()?;
     pipes.child_error(child.pid(), &signals)?;
+    // Started: a container that stops is kept, unless `--rm`.
+    if !container.options.rm {
+        let dir = containers::dir_of(&container.id);
+        cleanup.keep(&Undo::Container(dir))?;
+    }
     let status = child.wait(&signals)?;
     report_oom_kills(&cgroup);
+    if !container.options.rm {
+        record.finished = Some((containers::now(), status));
+        containers::save(&record)?;
+    }
     Ok(status)
 }
 // ANCHOR_END: run
+
+// ANCHOR: make_container
+/// The container's directory, its record and its writable layer, all
+/// removed by the undo list if the start fails; and its overlay.
+fn make_container(
+    container: &Container,
+    cleanup: &mut Cleanup,
+) -> Result<(Record, Overlay)> {
+    let record = Record::new(
+        &container.id,
+        container.options.name.as_deref(),
+        &container.image_name,
+        container.image.id.clone(),
+        &container.command,
+    );
+    let dir = containers::dir_of(&container.id);
+    cleanup.register(Undo::Container(dir.clone()))?;
+    {
+        // Two runs must not take the same name; `image rm` must not
+        // take an image from under a container being made.
+        let store = Store::open()?;
+        let _lock = store.lock()?;
+        containers::create(&record)?;
+    }
+    let userns = container.options.userns;
+    let owner = userns.then_some(namespaces::HOST_ID_BASE);
+    overlay::make_container_dirs(&dir, owner)?;
+    let overlay = Overlay::new(&container.image.layers, &dir, userns);
+    Ok((record, overlay))
+}
+// ANCHOR_END: make_container
 
 // ANCHOR: set_up_from_outside
 /// In the runtime, while the child waits: what only the runtime can do
@@ -211,7 +290,12 @@ struct Go(());
 /// In the child: become the container's command. Never returns: a
 /// failure goes to the runtime through the error pipe, and the child
 /// exits.
-fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
+fn start(
+    container: &Container,
+    overlay: &Overlay,
+    pipes: ChildEnd,
+    signals: &SigSet,
+) -> ! {
     let ChildEnd { errors, mut go } = pipes;
     if !go.wait() {
         // The runtime failed to set us up, and says why itself; or it
@@ -231,15 +315,25 @@ fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
             // Killed after it said go, before the kernel knew to tell us.
             sync::exit_now(125)
         }
-        enter_container(container, Go(()))?;
+        enter_container(container, overlay, Go(()))?;
+        let config = &container.image.config;
+        process::enter_working_dir(config.working_dir.as_deref())?;
         privileges::drop_privileges()?;
+        if user::become_user(config.user.as_deref())? {
+            // Again: the kernel forgot it when the ids changed.
+            process::die_with_the_runtime()?;
+            if go.runtime_is_gone() {
+                sync::exit_now(125)
+            }
+        }
         process::still_dies_with_the_runtime()
     };
     if let Err(err) = set_up() {
         errors.report_and_exit(err);
     }
     drop(go);
-    process::set_environment(&container.hostname);
+    let env = container.image.config.env.as_deref().unwrap_or_default();
+    process::set_environment(&container.hostname, env);
     if container.options.init {
         process::run_init(&container.command, errors, signals);
     }
@@ -250,8 +344,12 @@ fn start(container: &Container, pipes: ChildEnd, signals: &SigSet) -> ! {
 // ANCHOR: enter_container
 /// In the child, once the runtime said go: the namespaces, then the root
 /// file system, with /proc, /sys and /dev mounted in it.
-fn enter_container(container: &Container, _: Go) -> Result<()> {
+fn enter_container(
+    container: &Container,
+    overlay: &Overlay,
+    _: Go,
+) -> Result<()> {
     namespaces::enter(&container.hostname)?;
-    rootfs::enter(&container.rootfs)
+    rootfs::enter(overlay)
 }
 // ANCHOR_END: enter_container

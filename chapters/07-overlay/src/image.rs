@@ -1,20 +1,33 @@
-//! Images: where a container's files come from.
+//! Images: what IMAGE on the command line stands for.
 //!
-//! An image, at this point, is just a directory holding the files of a
-//! Linux system: `bin/`, `etc/`, and so on. IMAGE on the command line is
-//! such a directory, or `busybox`, an image built in, on first use, from
-//! the host's static busybox.
+//! From this chapter on, an image is a stack of layers in the store
+//! (`store.rs`), found by name (`debian:12`) or id, with a config that
+//! says how to run it. `busybox` is one too: an ordinary image of one
+//! layer, imported into the store on first use from the host's static
+//! busybox. A directory still works, as the only layer of an image
+//! without a config.
 //!
-//! Simpler than a production runtime: no layers, no names, no registry;
-//! chapter 7 brings them.
+//! `image import` makes an image of one layer from a root file system,
+//! as `docker import` does; `commit` makes a config for the layer it
+//! adds (`child_config`).
+//!
+//! Simpler than a production runtime: an imported image's config
+//! holds the bare minimum (architecture, os, layers, history).
 
+use std::fs::File;
+use std::io::{self, BufWriter};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
 
 use anyhow::{bail, Context, Result};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use serde_json::json;
+
+use crate::containers::{now, Record};
+use crate::layer;
+use crate::reference::Reference;
+use crate::store::{Image, RunConfig, Store};
 
 /// Where tincan keeps its state (images, later containers and volumes),
 /// like /var/lib/docker. `TINCAN_ROOT` moves it, for tests.
@@ -24,21 +37,185 @@ pub fn state_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/lib/tincan"))
 }
 
+/// What IMAGE stands for, ready to run.
+pub struct Resolved {
+    /// The image's id; none for a directory.
+    pub id: Option<String>,
+    /// Its layers, bottom first.
+    pub layers: Vec<PathBuf>,
+    /// How to run it.
+    pub config: RunConfig,
+}
+
 // ANCHOR: resolve
-/// Turn the IMAGE argument into the directory to use as the root.
-pub fn resolve(image: &str) -> Result<PathBuf> {
-    if image == "busybox" {
-        return busybox_image();
+/// Turn the IMAGE argument into layers to stack. With `userns`, the
+/// layers are copies owned by the container's ids (see
+/// `Store::userns_layer`).
+pub fn resolve(image: &str, userns: bool) -> Result<Resolved> {
+    // A path: `./root`, `/srv/root`, or a name with a slash that is a
+    // directory here.
+    if image.starts_with(['.', '/']) || Path::new(image).is_dir() {
+        let meta =
+            fs::metadata(image).with_context(|| format!("image {image}"))?;
+        if !meta.is_dir() {
+            bail!("image {image}: not a directory");
+        }
+        let dir = fs::canonicalize(image)
+            .with_context(|| format!("image {image}"))?;
+        return Ok(Resolved {
+            id: None,
+            layers: vec![dir],
+            config: RunConfig::default(),
+        });
     }
-    let meta = fs::metadata(image).with_context(|| format!("image {image}"))?;
-    if !meta.is_dir() {
-        bail!("image {image}: not a directory");
+    let store = Store::open()?;
+    let found = match store.image(image) {
+        Err(_) if image == "busybox" => busybox_image(&store),
+        found => found,
+    }?;
+    let mut layers = Vec::new();
+    for diff_id in &found.config.rootfs.diff_ids {
+        layers.push(if userns {
+            store.userns_layer(diff_id)?
+        } else {
+            store.layer_dir(diff_id)
+        });
     }
-    // An absolute path: what traces and errors show, and the same
-    // whatever directory a later step, or a later chapter, works from.
-    fs::canonicalize(image).with_context(|| format!("image {image}"))
+    Ok(Resolved {
+        id: Some(found.id),
+        layers,
+        config: found.config.config,
+    })
 }
 // ANCHOR_END: resolve
+
+// ANCHOR: import
+/// `image import`: an image of one layer, from a tar archive or a
+/// directory, with an empty config.
+pub fn import(
+    store: &Store,
+    source: &Path,
+    reference: &Reference,
+) -> Result<Image> {
+    let diff_id = import_layer(store, source)?;
+    add_and_tag(store, reference, one_layer_config(&diff_id, json!({})))
+}
+
+/// Add a tar archive or a directory to the store as a layer.
+fn import_layer(store: &Store, source: &Path) -> Result<String> {
+    if !source.is_dir() {
+        let tar = File::open(source)
+            .with_context(|| format!("open {}", source.display()))?;
+        return store.add_layer(io::BufReader::new(tar), None);
+    }
+    // A directory is packed first: the store only takes archives, whose
+    // hash names the layer.
+    let scratch = store.scratch()?;
+    let tar_path = scratch.path().join("layer.tar");
+    let tar = File::create(&tar_path)
+        .with_context(|| format!("create {}", tar_path.display()))?;
+    layer::pack(source, BufWriter::new(tar), false)?;
+    store.add_layer(File::open(&tar_path)?, None)
+}
+// ANCHOR_END: import
+
+/// The config of an image of one layer, run as `run` says.
+fn one_layer_config(
+    diff_id: &str,
+    run: serde_json::Value,
+) -> serde_json::Value {
+    json!({
+        "architecture": oci_architecture(),
+        "os": "linux",
+        "created": rfc3339(now()),
+        "config": run,
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+        "history": [{
+            "created": rfc3339(now()),
+            "created_by": "tincan image import",
+        }],
+    })
+}
+
+/// Keep `config` in the store, and name it `reference`.
+fn add_and_tag(
+    store: &Store,
+    reference: &Reference,
+    config: serde_json::Value,
+) -> Result<Image> {
+    let image = store.add_image(&serde_json::to_vec(&config)?)?;
+    let _lock = store.lock()?;
+    store.tag(reference, &image.id)?;
+    Ok(image)
+}
+
+/// The config of an image made by `commit`: its parent's, with one more
+/// layer and a line of history.
+pub fn child_config(
+    parent: &[u8],
+    diff_id: &str,
+    container: &Record,
+) -> Result<Vec<u8>> {
+    let mut config: serde_json::Value = serde_json::from_slice(parent)?;
+    let Some(object) = config.as_object_mut() else {
+        bail!("the parent image's config is not an object");
+    };
+    let created = rfc3339(now());
+    object.insert("created".into(), created.clone().into());
+    let rootfs = object.entry("rootfs").or_insert(json!({"type": "layers"}));
+    let diff_ids = rootfs
+        .as_object_mut()
+        .context("the parent image's rootfs is not an object")?
+        .entry("diff_ids")
+        .or_insert(json!([]));
+    diff_ids
+        .as_array_mut()
+        .context("the parent image's diff_ids is not a list")?
+        .push(diff_id.into());
+    let history = object.entry("history").or_insert(json!([]));
+    if let Some(history) = history.as_array_mut() {
+        history.push(json!({
+            "created": created,
+            "created_by": container.command.join(" "),
+            "comment": format!("tincan commit {}", container.id),
+        }));
+    }
+    Ok(serde_json::to_vec(&config)?)
+}
+
+/// The architecture as OCI names it (`amd64`, `arm64`), for the images
+/// tincan makes and the ones it pulls.
+pub fn oci_architecture() -> &'static str {
+    match env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// A time as RFC 3339 (`2026-11-28T17:00:00Z`), in UTC.
+pub fn rfc3339(seconds: u64) -> String {
+    let days = seconds / 86400;
+    let rest = seconds % 86400;
+    // Civil from days, after Howard Hinnant's public-domain algorithm.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
 
 /// The character devices of the busybox image, and from chapter 4 of
 /// every container's own /dev: name, major and minor number, as in the
@@ -56,20 +233,11 @@ pub const DEVICES: [(&str, u64, u64); 6] = [
 const HOST_BUSYBOX: [&str; 2] = ["/usr/bin/busybox", "/bin/busybox"];
 
 // ANCHOR: busybox
-/// The built-in `busybox` image, built on first use from the host's static
-/// busybox: one binary, a symbolic link named after each of its applets
-/// (`sh`, `ls`, `cat`, ...), a few devices in /dev, and just enough of
-/// /etc for `id` and `ls -l`.
-fn busybox_image() -> Result<PathBuf> {
-    let image = state_dir().join("images/busybox");
-    remove_stale_builds(&image);
-    if image.join("bin/busybox").exists() {
-        // Built before /tmp was made writable by all (1777): mend it.
-        let tmp = image.join("tmp");
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))
-            .with_context(|| format!("chmod 1777 {}", tmp.display()))?;
-        return Ok(image);
-    }
+/// The built-in `busybox` image, imported on first use from the host's
+/// static busybox: one binary, a symbolic link named after each of its
+/// applets (`sh`, `ls`, `cat`, ...), and just enough of /etc for `id`
+/// and `ls -l`. Its command is `sh`.
+fn busybox_image(store: &Store) -> Result<Image> {
     let Some(busybox) = HOST_BUSYBOX.iter().find(|p| Path::new(p).exists())
     else {
         bail!(
@@ -77,44 +245,14 @@ fn busybox_image() -> Result<PathBuf> {
              (install busybox-static)"
         );
     };
-    // Build beside the image and rename it into place: a run killed
-    // halfway leaves no half-built image, and two runs building at once
-    // do not trip over each other.
-    let scratch = image.with_extension(format!("new.{}", std::process::id()));
-    let built = build_busybox(Path::new(busybox), &scratch).and_then(|()| {
-        match fs::rename(&scratch, &image) {
-            Err(_) if image.join("bin/busybox").exists() => Ok(()),
-            renamed => renamed.context("rename the new image into place"),
-        }
-    });
-    fs::remove_dir_all(&scratch).ok();
-    built.with_context(|| {
-        format!("build image busybox in {}", image.display())
+    let scratch = store.scratch()?;
+    let root = scratch.path().join("root");
+    build_busybox(Path::new(busybox), &root).with_context(|| {
+        format!("build image busybox in {}", root.display())
     })?;
-    Ok(image)
-}
-
-/// Remove what builds of `image` left behind when they were killed
-/// halfway: `busybox.new.PID`, whose process PID is gone. (A build in
-/// progress has a live PID; a PID reused since is a rare leftover kept
-/// a while longer, never a build broken.)
-fn remove_stale_builds(image: &Path) {
-    let (Some(dir), Some(name)) = (image.parent(), image.file_name()) else {
-        return;
-    };
-    let prefix = format!("{}.new.", name.to_string_lossy());
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = file_name.strip_prefix(&prefix) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<i32>() else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            fs::remove_dir_all(entry.path()).ok();
-        }
-    }
+    let diff_id = import_layer(store, &root)?;
+    let config = one_layer_config(&diff_id, json!({ "Cmd": ["sh"] }));
+    add_and_tag(store, &Reference::parse("busybox")?, config)
 }
 
 fn build_busybox(busybox: &Path, root: &Path) -> Result<()> {
@@ -131,16 +269,6 @@ fn build_busybox(busybox: &Path, root: &Path) -> Result<()> {
         if applet != "busybox" {
             symlink("busybox", root.join("bin").join(applet))?;
         }
-    }
-    // The devices programs take for granted (`>/dev/null`), made like the
-    // host's. Chapter 4 gives each container a fresh /dev instead.
-    for (name, major, minor) in DEVICES {
-        let path = root.join("dev").join(name);
-        let mode = Mode::from_bits_truncate(0o666);
-        mknod(&path, SFlag::S_IFCHR, mode, makedev(major, minor))
-            .with_context(|| format!("mknod {}", path.display()))?;
-        // mknod's mode is cut by the umask.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o666))?;
     }
     fs::write(
         root.join("etc/passwd"),

@@ -1,14 +1,17 @@
-//! tincan, chapter 6: cgroups.
+//! tincan, chapter 7: images on overlayfs.
 //!
-//! `run [--hostname NAME] [--init] [--userns] [--memory BYTES]
-//! [--pids-limit N] [--cpus CPUS] IMAGE CMD [ARGS]...` runs the command
-//! in its own namespaces, with IMAGE as its root, as chapter 5 did, and
-//! in a cgroup of its own, which holds it to the limits asked for: so
-//! much memory (past it, the kernel's OOM killer stops it, and the
-//! runtime says so), so many processes, so much CPU time. Exit statuses
-//! are `docker run`'s: the command's own, 128+N when signal N killed it
-//! (137 for the OOM killer's SIGKILL), 126 or 127 when it could not be
-//! started, 125 when the runtime failed or a value was bad.
+//! `run [OPTIONS] IMAGE [CMD [ARGS]...]` runs a container as chapter 6
+//! did, from an image: the image's layers, stacked read-only with
+//! overlayfs, under a writable layer of the container's own. IMAGE is a
+//! name (`debian:bookworm-slim`, `localhost:5000/team/app:1`), an
+//! image id, the built-in `busybox`, or still a directory. Without CMD,
+//! the image's own command runs.
+//!
+//! Images come from `pull` (a registry), `image load` (what `docker
+//! save` and OCI tools write) and `image import` (a root file system);
+//! `image ls`, `image rm` and `image inspect` show and remove them.
+//! Containers outlive their run: `ps -a` lists them, `commit` makes an
+//! image of what one wrote, `rm` removes it (or `run --rm`).
 //!
 //! # Layout
 //!
@@ -17,7 +20,16 @@
 //! - `process.rs`: fork, exec, wait, signals, the environment, the init.
 //! - `sync.rs`: the error and go pipes between runtime and child.
 //! - `cleanup.rs`: the undo list, and the watchdog that runs it.
-//! - `image.rs`: images: a directory, or the built-in busybox.
+//! - `image.rs`: what IMAGE stands for; `image import`; the built-in
+//!   busybox.
+//! - `reference.rs`: image names, normalized as Docker does.
+//! - `store.rs`: the image store: layers, configs, names.
+//! - `layer.rs`: layers as tar archives, unpacked safely, and packed.
+//! - `archive.rs`: `image load`, of Docker and OCI archives.
+//! - `registry.rs`: `pull`, over the OCI distribution API.
+//! - `overlay.rs`: overlayfs: the mount, and whiteouts both ways.
+//! - `containers.rs`: containers' records: `ps`, `rm`, names.
+//! - `user.rs`: the image's user, looked up in the container.
 //! - `rootfs.rs`: the container's mounts, and pivot_root.
 //! - `mounts.rs`: mounting by file descriptor, safe from links.
 //! - `masks.rs`: the masked and read-only paths of /proc and /sys.
@@ -33,18 +45,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
+mod archive;
 mod cgroups;
 mod cleanup;
+mod commands;
 mod container;
+mod containers;
 mod image;
+mod layer;
 mod limits;
 mod masks;
 mod mounts;
 mod namespaces;
+mod overlay;
 mod privileges;
 mod process;
+mod reference;
+mod registry;
 mod rootfs;
+mod store;
 mod sync;
+mod user;
 
 /// Set by `--trace`: print each kernel step as it happens.
 static TRACE: AtomicBool = AtomicBool::new(false);
@@ -67,7 +88,7 @@ const RUNTIME_FAILED: u8 = 125;
 
 // ANCHOR: cli
 #[derive(Parser)]
-#[command(version, about = "tincan: a container runtime, chapter 6")]
+#[command(version, about = "tincan: a container runtime, chapter 7")]
 struct Cli {
     /// Print each kernel step as it happens
     #[arg(long, global = true)]
@@ -79,19 +100,78 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a command in a container
+    /// Run a command in a new container
     Run {
         #[command(flatten)]
         options: container::Options,
 
-        /// A root file system directory, or `busybox`
+        /// An image name or id, `busybox`, or a root file system
+        /// directory
         image: String,
 
-        /// The command and its arguments
-        #[arg(required = true, trailing_var_arg = true)]
+        /// The command and its arguments [default: the image's]
+        #[arg(trailing_var_arg = true)]
         #[arg(allow_hyphen_values = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Pull an image from a registry
+    Pull {
+        /// Allow plain http to a registry that is not on this machine
+        #[arg(long)]
+        insecure: bool,
+
+        /// NAME[:TAG|@DIGEST]
+        name: String,
+    },
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// List containers
+    Ps {
+        /// Show all containers, not only the running ones
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Remove stopped containers
+    Rm {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Make an image of what a container wrote
+    Commit {
+        container: String,
+        /// NAME[:TAG]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Make an image of one layer from a root file system
+    Import {
+        /// A tar archive (gzipped or not) or a directory
+        source: String,
+        /// NAME[:TAG]
+        name: String,
+    },
+    /// Load images from an archive of `docker save` or an OCI layout
+    Load {
+        /// The archive
+        #[arg(short, long = "input", value_name = "FILE")]
+        input: Option<String>,
+        #[arg(value_name = "FILE", conflicts_with = "input")]
+        file: Option<String>,
+    },
+    /// List images
+    #[command(alias = "list")]
+    Ls,
+    /// Remove images
+    Rm {
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Show an image's config
+    Inspect { image: String },
 }
 // ANCHOR_END: cli
 
@@ -106,9 +186,27 @@ fn main() -> ExitCode {
             options,
             image,
             command,
-        } => image::resolve(&image).and_then(|rootfs| {
-            container::run(&container::Container::new(options, rootfs, command))
-        }),
+        } => container::Container::new(options, &image, command)
+            .and_then(|container| container::run(&container)),
+        Command::Pull { insecure, name } => commands::pull(&name, insecure),
+        Command::Image(ImageCommand::Import { source, name }) => {
+            commands::import(&source, &name)
+        }
+        Command::Image(ImageCommand::Load { input, file }) => {
+            commands::load(input.or(file))
+        }
+        Command::Image(ImageCommand::Ls) => commands::images(),
+        Command::Image(ImageCommand::Rm { images }) => {
+            commands::remove_images(&images)
+        }
+        Command::Image(ImageCommand::Inspect { image }) => {
+            commands::inspect(&image)
+        }
+        Command::Ps { all } => commands::ps(all),
+        Command::Rm { containers } => commands::remove_containers(&containers),
+        Command::Commit { container, name } => {
+            commands::commit(&container, &name)
+        }
     };
     match result {
         Ok(status) => ExitCode::from(status),

@@ -104,8 +104,8 @@ pub unsafe fn clone_child(userns: bool) -> Result<ForkResult> {
 ///
 /// Docker and Podman read the range from /etc/subuid and /etc/subgid;
 /// here it is fixed.
-const HOST_ID_BASE: u32 = 100_000;
-const ID_COUNT: u32 = 65_536;
+pub const HOST_ID_BASE: u32 = 100_000;
+pub const ID_COUNT: u32 = 65_536;
 
 // ANCHOR: write_id_maps
 /// In the runtime, while the child waits: map the ids of the child's new

@@ -280,8 +280,9 @@ const DEFAULT_PATH: &str =
 // ANCHOR: set_environment
 /// Replace the host's environment with the container's own: the host's
 /// variables describe the host (its $PATH names host directories), so
-/// only the terminal type is worth keeping.
-pub fn set_environment(hostname: &str) {
+/// only the terminal type is worth keeping. The image's own variables
+/// (`KEY=VALUE`) come on top.
+pub fn set_environment(hostname: &str, image_env: &[String]) {
     let term = std::env::var_os("TERM");
     for (key, _) in std::env::vars_os() {
         std::env::remove_var(key);
@@ -292,8 +293,28 @@ pub fn set_environment(hostname: &str) {
     if let Some(term) = term {
         std::env::set_var("TERM", term);
     }
+    for variable in image_env {
+        if let Some((key, value)) = variable.split_once('=') {
+            if !key.is_empty() && key != "HOSTNAME" {
+                std::env::set_var(key, value);
+            }
+        }
+    }
 }
 // ANCHOR_END: set_environment
+
+// ANCHOR: enter_working_dir
+/// In the new root: go to the image's working directory, made if the
+/// image lacks it, as Docker makes it.
+pub fn enter_working_dir(dir: Option<&str>) -> Result<()> {
+    let Some(dir) = dir.filter(|dir| !dir.is_empty()) else {
+        return Ok(());
+    };
+    fs::create_dir_all(dir)
+        .and_then(|()| std::env::set_current_dir(dir))
+        .with_context(|| format!("working directory {dir}"))
+}
+// ANCHOR_END: enter_working_dir
 
 // ANCHOR: die_with_the_runtime
 /// Ask the kernel to SIGKILL us when the runtime dies, even of SIGKILL:

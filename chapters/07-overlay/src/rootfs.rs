@@ -61,13 +61,14 @@ use crate::mounts::{
     attach, dir_beneath, new_mount, set_attributes, Mount, NODEV, NOEXEC,
     NOSUID, RDONLY,
 };
+use crate::overlay::{self, Overlay};
 use crate::{masks, namespaces, trace};
 
 // ANCHOR: enter
 /// In the child, in its own mount namespace: make `rootfs` the root of
 /// the mount tree, with the kernel's file systems mounted in it.
-pub fn enter(rootfs: &Path) -> Result<()> {
-    let root = bind_onto_itself(rootfs)?;
+pub fn enter(overlay: &Overlay) -> Result<()> {
+    let root = overlay::mount_overlay(overlay)?;
     let (mut dev, mut sys) = (None, None);
     for fs in &MOUNTS {
         // What goes in /dev goes in the /dev just mounted, which no one
@@ -91,39 +92,6 @@ pub fn enter(rootfs: &Path) -> Result<()> {
     masks::mask_paths()
 }
 // ANCHOR_END: enter
-
-// ANCHOR: bind_onto_itself
-/// pivot_root wants the new root to be a mount point, and the image is
-/// a plain directory: bind-mount it onto itself to make it one. Returns
-/// the new mount's root, which everything else is made beneath.
-fn bind_onto_itself(rootfs: &Path) -> Result<OwnedFd> {
-    trace!(
-        "open_tree({}, OPEN_TREE_CLONE | AT_RECURSIVE)",
-        rootfs.display()
-    );
-    let image = rustix::fs::open(
-        rootfs,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(|| format!("open the image {}", rootfs.display()))?;
-    let flags = OpenTreeFlags::OPEN_TREE_CLONE
-        | OpenTreeFlags::OPEN_TREE_CLOEXEC
-        | OpenTreeFlags::AT_RECURSIVE
-        | OpenTreeFlags::AT_EMPTY_PATH;
-    let tree = open_tree(&image, "", flags).with_context(|| {
-        format!("bind-mount {} onto itself", rootfs.display())
-    })?;
-    // A device node in the image opens nothing: the container's devices
-    // are the few in its /dev.
-    set_attributes(&tree, MountAttrFlags::MOUNT_ATTR_NODEV, false)
-        .context("make the image nodev")?;
-    attach(&tree, &image).with_context(|| {
-        format!("bind-mount {} onto itself", rootfs.display())
-    })?;
-    Ok(tree)
-}
-// ANCHOR_END: bind_onto_itself
 
 // ANCHOR: mounts
 /// What every container gets, in order (a mount on /dev/pts needs /dev

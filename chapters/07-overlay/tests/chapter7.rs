@@ -39,7 +39,12 @@ pub fn with_rootfs_image() -> TempDir {
 }
 
 /// `run --rm IMAGE CMD...` in `state`, expecting success: its stdout.
-fn run_ok(state: &Path, options: &[&str], image: &str, command: &[&str]) -> String {
+fn run_ok(
+    state: &Path,
+    options: &[&str],
+    image: &str,
+    command: &[&str],
+) -> String {
     let run = tincan_in(state)
         .arg("run")
         .args(options)
@@ -88,15 +93,37 @@ struct Entry {
 }
 
 fn file(name: &'static str, data: &'static str) -> Entry {
-    Entry { name, kind: tar::EntryType::Regular, mode: 0o644, data, link: None }
+    Entry {
+        name,
+        kind: tar::EntryType::Regular,
+        mode: 0o644,
+        data,
+        link: None,
+    }
 }
 
 fn dir(name: &'static str) -> Entry {
-    Entry { name, kind: tar::EntryType::Directory, mode: 0o755, data: "", link: None }
+    Entry {
+        name,
+        kind: tar::EntryType::Directory,
+        mode: 0o755,
+        data: "",
+        link: None,
+    }
 }
 
-fn link(name: &'static str, kind: tar::EntryType, target: &'static str) -> Entry {
-    Entry { name, kind, mode: 0o777, data: "", link: Some(target) }
+fn link(
+    name: &'static str,
+    kind: tar::EntryType,
+    target: &'static str,
+) -> Entry {
+    Entry {
+        name,
+        kind,
+        mode: 0o777,
+        data: "",
+        link: Some(target),
+    }
 }
 
 /// Every path under `dir`, relative, sorted.
@@ -135,7 +162,11 @@ fn an_imported_image_runs_and_each_container_writes_its_own_layer() {
         state.path(),
         &["--name", "first"],
         "rootfs",
-        &["sh", "-c", "echo changed > /etc/motd; rm /bin/probe; cat /etc/motd"],
+        &[
+            "sh",
+            "-c",
+            "echo changed > /etc/motd; rm /bin/probe; cat /etc/motd",
+        ],
     );
     assert_eq!(first, "changed\n");
     // A second container of the same image sees it as it was.
@@ -143,14 +174,32 @@ fn an_imported_image_runs_and_each_container_writes_its_own_layer() {
         state.path(),
         &["--rm"],
         "rootfs",
-        &["sh", "-c", "cat /etc/motd 2>&1; test -x /bin/probe && echo probe"],
+        &[
+            "sh",
+            "-c",
+            "cat /etc/motd 2>&1; test -x /bin/probe && echo probe",
+        ],
     );
-    assert_eq!(second, "cat: can't open '/etc/motd': No such file or directory\nprobe\n");
+    assert_eq!(
+        second,
+        "cat: can't open '/etc/motd': No such file or directory\nprobe\n"
+    );
     // What the first wrote is in its upper directory, and nowhere else.
     let ps = tincan_in(state.path()).args(["ps", "-a"]).run();
-    let id = ps.stdout.lines().nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    let id = ps
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
     let upper = state.path().join("containers").join(&id).join("upper");
-    assert_eq!(std::fs::read_to_string(upper.join("etc/motd")).unwrap(), "changed\n");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("etc/motd")).unwrap(),
+        "changed\n"
+    );
     assert!(!rootfs().join("etc/motd").exists());
     assert!(rootfs().join("bin/probe").exists());
     host.assert_unchanged();
@@ -159,7 +208,12 @@ fn an_imported_image_runs_and_each_container_writes_its_own_layer() {
 #[test]
 fn a_directory_still_works_as_an_image_and_is_not_written() {
     let state = TempDir::new();
-    let out = run_ok(state.path(), &["--rm"], &rootfs().display().to_string(), &["sh", "-c", "echo x > /new; cat /new"]);
+    let out = run_ok(
+        state.path(),
+        &["--rm"],
+        &rootfs().display().to_string(),
+        &["sh", "-c", "echo x > /new; cat /new"],
+    );
     assert_eq!(out, "x\n");
     assert!(!rootfs().join("new").exists());
     assert_eq!(store_state(state.path()), Vec::<String>::new());
@@ -177,21 +231,35 @@ fn commit_makes_a_layer_of_what_a_container_wrote_and_deleted() {
         "rootfs",
         &["sh", "-c", "echo built > /built; rm /bin/probe; rm -r /etc; mkdir /etc; echo new > /etc/only"],
     );
-    let commit = tincan_in(state.path()).args(["commit", "builder", "built:1"]).run();
+    let commit = tincan_in(state.path())
+        .args(["commit", "builder", "built:1"])
+        .run();
     commit.expect_status(0);
     let out = run_ok(
         state.path(),
         &["--rm"],
         "built:1",
-        &["sh", "-c", "cat /built; ls /etc; test -e /bin/probe || echo no probe"],
+        &[
+            "sh",
+            "-c",
+            "cat /built; ls /etc; test -e /bin/probe || echo no probe",
+        ],
     );
     assert_eq!(out, "built\nonly\nno probe\n");
     // The committed image is two layers: the first unchanged.
-    let inspect = tincan_in(state.path()).args(["image", "inspect", "built:1"]).run();
+    let inspect = tincan_in(state.path())
+        .args(["image", "inspect", "built:1"])
+        .run();
     inspect.expect_status(0);
-    let config: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
-    let base = run_ok(state.path(), &["--rm"], "rootfs", &["ls", "/bin/probe", "/etc/passwd"]);
+    let base = run_ok(
+        state.path(),
+        &["--rm"],
+        "rootfs",
+        &["ls", "/bin/probe", "/etc/passwd"],
+    );
     assert_eq!(base, "/bin/probe\n/etc/passwd\n");
 }
 
@@ -202,28 +270,58 @@ fn containers_are_listed_named_and_removed() {
         .args(["run", "--name", "web", "rootfs", "sh", "-c", "exit 3"])
         .run();
     exited.expect_status(3);
-    run_ok(state.path(), &["--rm", "--name", "gone"], "rootfs", &["true"]);
+    run_ok(
+        state.path(),
+        &["--rm", "--name", "gone"],
+        "rootfs",
+        &["true"],
+    );
     let ps = tincan_in(state.path()).args(["ps", "-a"]).run();
     let lines: Vec<&str> = ps.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", ps.stdout);
-    assert!(lines[0].starts_with("CONTAINER ID   IMAGE    COMMAND"), "{}", lines[0]);
-    assert!(lines[1].contains("rootfs   \"sh -c exit 3\"   Exited (3) "), "{}", lines[1]);
+    assert!(
+        lines[0].starts_with("CONTAINER ID   IMAGE    COMMAND"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("rootfs   \"sh -c exit 3\"   Exited (3) "),
+        "{}",
+        lines[1]
+    );
     assert!(lines[1].ends_with("   web"), "{}", lines[1]);
     // Not running: `ps` alone lists none.
     let running = tincan_in(state.path()).arg("ps").run();
     assert_eq!(running.stdout.lines().count(), 1);
     // A name is one container's.
-    let taken = tincan_in(state.path()).args(["run", "--name", "web", "rootfs", "true"]).run();
+    let taken = tincan_in(state.path())
+        .args(["run", "--name", "web", "rootfs", "true"])
+        .run();
     taken.expect_status(125);
-    assert!(taken.error_line().contains("\"web\" is already in use"), "{taken}");
+    assert!(
+        taken.error_line().contains("\"web\" is already in use"),
+        "{taken}"
+    );
     // The image is in use until the container is removed.
-    let refused = tincan_in(state.path()).args(["image", "rm", "rootfs"]).run();
+    let refused = tincan_in(state.path())
+        .args(["image", "rm", "rootfs"])
+        .run();
     refused.expect_status(125);
-    assert!(refused.error_line().contains("a container uses it"), "{refused}");
-    tincan_in(state.path()).args(["rm", "web"]).run().expect_status(0);
-    let removed = tincan_in(state.path()).args(["image", "rm", "rootfs"]).run();
+    assert!(
+        refused.error_line().contains("a container uses it"),
+        "{refused}"
+    );
+    tincan_in(state.path())
+        .args(["rm", "web"])
+        .run()
+        .expect_status(0);
+    let removed = tincan_in(state.path())
+        .args(["image", "rm", "rootfs"])
+        .run();
     removed.expect_status(0);
-    assert!(removed.stdout.starts_with("Untagged: docker.io/library/rootfs:latest\nDeleted: sha256:"));
+    assert!(removed.stdout.starts_with(
+        "Untagged: docker.io/library/rootfs:latest\nDeleted: sha256:"
+    ));
     assert_eq!(store_state(state.path()), Vec::<String>::new());
 }
 
@@ -231,12 +329,21 @@ fn containers_are_listed_named_and_removed() {
 fn a_failed_start_leaves_no_container_and_no_mount() {
     let state = with_rootfs_image();
     let host = Host::capture();
-    let missing = tincan_in(state.path()).args(["run", "nosuch:1", "true"]).run();
+    let missing = tincan_in(state.path())
+        .args(["run", "nosuch:1", "true"])
+        .run();
     missing.expect_status(125);
-    assert!(missing.error_line().contains("image nosuch:1: not found"), "{missing}");
-    let bad = tincan_in(state.path()).args(["run", "--memory", "1x", "rootfs", "true"]).run();
+    assert!(
+        missing.error_line().contains("image nosuch:1: not found"),
+        "{missing}"
+    );
+    let bad = tincan_in(state.path())
+        .args(["run", "--memory", "1x", "rootfs", "true"])
+        .run();
     bad.expect_status(125);
-    let not_found = tincan_in(state.path()).args(["run", "rootfs", "/no/such"]).run();
+    let not_found = tincan_in(state.path())
+        .args(["run", "rootfs", "/no/such"])
+        .run();
     not_found.expect_status(127);
     // A start that failed, even at the exec, leaves no container.
     let ps = tincan_in(state.path()).args(["ps", "-a"]).run();
@@ -259,7 +366,10 @@ fn a_killed_runtime_leaves_no_mount_and_a_dead_container() {
     assert!(testkit::process_is_gone(child));
     let ps = tincan_in(state.path()).args(["ps", "-a"]).run();
     assert!(ps.stdout.contains("Dead"), "{}", ps.stdout);
-    tincan_in(state.path()).args(["rm", "killed"]).run().expect_status(0);
+    tincan_in(state.path())
+        .args(["rm", "killed"])
+        .run()
+        .expect_status(0);
     host.assert_unchanged();
 }
 
@@ -273,7 +383,12 @@ fn images_run_in_a_user_namespace_with_their_files_their_roots() {
         &["sh", "-c", "echo x >> /etc/passwd && rm /bin/probe && stat -c '%u %g' /etc/group /bin && id -u"],
     );
     assert_eq!(out, "0 0\n0 0\n0\n");
-    let probe = run_ok(state.path(), &["--rm", "--userns"], "rootfs", &["ls", "/bin/probe"]);
+    let probe = run_ok(
+        state.path(),
+        &["--rm", "--userns"],
+        "rootfs",
+        &["ls", "/bin/probe"],
+    );
     assert_eq!(probe, "/bin/probe\n");
 }
 
@@ -282,7 +397,11 @@ fn import_crafted(state: &Path, entries: &[Entry]) -> testkit::Run {
     let scratch = TempDir::new();
     let tar = scratch.path().join("layer.tar");
     crafted_tar(&tar, entries);
-    tincan_in(state).args(["image", "import"]).arg(&tar).arg("crafted").run()
+    tincan_in(state)
+        .args(["image", "import"])
+        .arg(&tar)
+        .arg("crafted")
+        .run()
 }
 
 #[test]
@@ -299,9 +418,15 @@ fn a_layer_cannot_write_outside_its_directory() {
             vec![link("out", Symlink, target), file("out/through-link", "x")],
             "out is a symbolic link",
         ),
-        (vec![link("passwd", Link, "/etc/passwd")], "an absolute name"),
+        (
+            vec![link("passwd", Link, "/etc/passwd")],
+            "an absolute name",
+        ),
         (vec![link("up", Link, "../../etc/passwd")], "`..` leads out"),
-        (vec![link("missing", Link, "nothere")], "which is not in the layer"),
+        (
+            vec![link("missing", Link, "nothere")],
+            "which is not in the layer",
+        ),
     ];
     for (entries, expected) in cases {
         let run = import_crafted(state.path(), &entries);
@@ -349,14 +474,133 @@ fn a_truncated_or_corrupt_layer_is_refused_whole() {
         std::fs::File::create(&gz).unwrap(),
         flate2::Compression::default(),
     );
-    std::io::copy(&mut std::fs::File::open(&tar).unwrap(), &mut encoder).unwrap();
+    std::io::copy(&mut std::fs::File::open(&tar).unwrap(), &mut encoder)
+        .unwrap();
     encoder.finish().unwrap();
     let bytes = std::fs::read(&gz).unwrap();
     std::fs::write(&gz, &bytes[..bytes.len() / 2]).unwrap();
-    let run = tincan_in(state.path()).args(["image", "import"]).arg(&gz).arg("cut").run();
+    let run = tincan_in(state.path())
+        .args(["image", "import"])
+        .arg(&gz)
+        .arg("cut")
+        .run();
     run.expect_status(125);
     run.error_line();
     assert_eq!(store_state(state.path()), Vec::<String>::new());
     let listed = tincan_in(state.path()).args(["image", "ls"]).run();
     assert_eq!(listed.stdout.lines().count(), 1, "{}", listed.stdout);
+}
+
+/// A layer as a tar in memory: `files` (name, contents), and `links`
+/// (name, target) symbolic links.
+fn layer_tar(files: &[(&str, &[u8], u32)], links: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data, mode) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(*mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(data.len() as u64);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, name, *data).unwrap();
+    }
+    for (name, target) in links {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o777);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        header.set_entry_type(tar::EntryType::Symlink);
+        builder.append_link(&mut header, name, target).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// A small base layer: busybox, the shell and a few applets, and an
+/// /etc/passwd with a user `app` (uid 1000).
+fn base_layer() -> Vec<u8> {
+    let busybox = std::fs::read(rootfs().join("bin/busybox")).unwrap();
+    let passwd = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+    let group = b"root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
+    let applets = ["sh", "cat", "ls", "id", "pwd", "echo", "test"];
+    let links: Vec<(String, &str)> =
+        applets.iter().map(|a| (format!("bin/{a}"), "busybox")).collect();
+    let links: Vec<(&str, &str)> = links.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    layer_tar(
+        &[("bin/busybox", &busybox, 0o755), ("etc/passwd", passwd, 0o644), ("etc/group", group, 0o644)],
+        &links,
+    )
+}
+
+/// What `docker save` writes for one image of `layers` named `name`,
+/// with `run` as its config's `config`.
+fn docker_archive(path: &Path, name: &str, run: serde_json::Value, layers: &[Vec<u8>]) {
+    use sha2::Digest;
+    let hex = |bytes: &[u8]| format!("{:x}", sha2::Sha256::digest(bytes));
+    let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", hex(l))).collect();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": run,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_name = format!("{}.json", hex(&config));
+    let layer_names: Vec<String> = layers.iter().map(|l| format!("{}/layer.tar", hex(l))).collect();
+    let manifest = serde_json::json!([{
+        "Config": config_name, "RepoTags": [name], "Layers": layer_names,
+    }]);
+    let mut files = vec![
+        ("manifest.json".to_string(), serde_json::to_vec(&manifest).unwrap()),
+        (config_name, config),
+    ];
+    for (name, layer) in layer_names.iter().zip(layers) {
+        files.push((name.clone(), layer.clone()));
+    }
+    let files: Vec<(&str, &[u8], u32)> =
+        files.iter().map(|(n, d)| (n.as_str(), d.as_slice(), 0o644)).collect();
+    std::fs::write(path, layer_tar(&files, &[])).unwrap();
+}
+
+#[test]
+fn the_image_config_says_what_runs_where_and_as_whom() {
+    let state = TempDir::new();
+    let archive = state.path().join("app.tar");
+    let run = serde_json::json!({
+        "Entrypoint": ["/bin/sh", "-c"],
+        "Cmd": ["echo $GREETING from $(pwd) as $(id -u):$(id -G)"],
+        "Env": ["GREETING=hello", "PATH=/bin"],
+        "WorkingDir": "/srv/app",
+        "User": "app",
+    });
+    docker_archive(&archive, "app:1", run, &[base_layer()]);
+    tincan_in(state.path()).args(["image", "load"]).arg(&archive).run().expect_status(0);
+    let out = run_ok(state.path(), &["--rm"], "app:1", &[]);
+    assert_eq!(out, "hello from /srv/app as 1000:1000 50\n");
+    // A command given replaces Cmd, not Entrypoint.
+    let given = run_ok(state.path(), &["--rm"], "app:1", &["echo given"]);
+    assert_eq!(given, "given\n");
+}
+
+#[test]
+fn an_image_of_sixty_layers_runs_with_later_layers_on_top() {
+    let state = TempDir::new();
+    let archive = state.path().join("tall.tar");
+    let mut layers = vec![base_layer()];
+    for n in 1..60 {
+        let name = format!("layers/{n}");
+        let text = format!("{n}\n");
+        let mut files: Vec<(&str, &[u8], u32)> = vec![(&name, text.as_bytes(), 0o644)];
+        // Each layer also rewrites one file: the top one wins.
+        files.push(("top", text.as_bytes(), 0o644));
+        if n == 30 {
+            // A whiteout: layer 30 deletes layer 10's file.
+            files.push(("layers/.wh.10", b"", 0o644));
+        }
+        layers.push(layer_tar(&files, &[]));
+    }
+    docker_archive(&archive, "tall:60", serde_json::json!({}), &layers);
+    tincan_in(state.path()).args(["image", "load"]).arg(&archive).run().expect_status(0);
+    let out = run_ok(state.path(), &["--rm"], "tall:60", &["sh", "-c", "cat /top; ls /layers | wc -l; cat /layers/10 2>&1; true"]);
+    assert_eq!(out, "59\n58\ncat: can't open '/layers/10': No such file or directory\n");
 }

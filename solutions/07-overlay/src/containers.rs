@@ -61,7 +61,13 @@ pub fn dir_of(id: &str) -> PathBuf {
 
 impl Record {
     /// A new record, for a container about to start.
-    pub fn new(id: &str, name: Option<&str>, image: &str, image_id: Option<String>, command: &[String]) -> Record {
+    pub fn new(
+        id: &str,
+        name: Option<&str>,
+        image: &str,
+        image_id: Option<String>,
+        command: &[String],
+    ) -> Record {
         let pid = std::process::id() as i32;
         Record {
             id: id.to_string(),
@@ -77,14 +83,18 @@ impl Record {
 
     /// Whether the container's runtime still runs.
     pub fn is_running(&self) -> bool {
-        self.finished.is_none() && start_time(self.runtime.0) == Some(self.runtime.1)
+        self.finished.is_none()
+            && start_time(self.runtime.0) == Some(self.runtime.1)
     }
 
     /// `Up 3 seconds`, `Exited (0) 2 minutes ago`, as `docker ps` says it.
     pub fn status(&self) -> String {
         match self.finished {
             Some((when, status)) => {
-                format!("Exited ({status}) {} ago", ago(now().saturating_sub(when)))
+                format!(
+                    "Exited ({status}) {} ago",
+                    ago(now().saturating_sub(when))
+                )
             }
             None if self.is_running() => {
                 format!("Up {}", ago(now().saturating_sub(self.created)))
@@ -137,7 +147,9 @@ pub fn list() -> Result<Vec<Record>> {
     let mut records = Vec::new();
     let entries = match fs::read_dir(containers_dir()) {
         Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(records),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(records)
+        }
         Err(err) => return Err(err).context("list containers"),
     };
     for entry in entries {
@@ -157,13 +169,19 @@ pub fn list() -> Result<Vec<Record>> {
 /// The container a name, an id, or an id's first digits stand for.
 pub fn find(name: &str) -> Result<Record> {
     let records = list()?;
-    if let Some(record) = records.iter().find(|r| r.name == name || r.id == name) {
+    if let Some(record) =
+        records.iter().find(|r| r.name == name || r.id == name)
+    {
         return Ok(record.clone());
     }
-    let mut prefixed = records.into_iter().filter(|r| !name.is_empty() && r.id.starts_with(name));
+    let mut prefixed = records
+        .into_iter()
+        .filter(|r| !name.is_empty() && r.id.starts_with(name));
     match (prefixed.next(), prefixed.next()) {
         (Some(record), None) => Ok(record),
-        (Some(_), Some(_)) => bail!("container {name}: more than one container has this id prefix"),
+        (Some(_), Some(_)) => bail!(
+            "container {name}: more than one container has this id prefix"
+        ),
         _ => bail!("container {name}: no such container (see `ps -a`)"),
     }
 }
@@ -196,7 +214,9 @@ pub fn images_in_use() -> Result<std::collections::BTreeSet<String>> {
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A process's start time, from /proc/PID/stat (field 22).

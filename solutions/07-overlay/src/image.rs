@@ -120,7 +120,10 @@ fn import_layer(store: &Store, source: &Path) -> Result<String> {
 // ANCHOR_END: import
 
 /// The config of an image of one layer, run as `run` says.
-fn one_layer_config(diff_id: &str, run: serde_json::Value) -> serde_json::Value {
+fn one_layer_config(
+    diff_id: &str,
+    run: serde_json::Value,
+) -> serde_json::Value {
     json!({
         "architecture": oci_architecture(),
         "os": "linux",
@@ -244,8 +247,9 @@ fn busybox_image(store: &Store) -> Result<Image> {
     };
     let scratch = store.scratch()?;
     let root = scratch.path().join("root");
-    build_busybox(Path::new(busybox), &root)
-        .with_context(|| format!("build image busybox in {}", root.display()))?;
+    build_busybox(Path::new(busybox), &root).with_context(|| {
+        format!("build image busybox in {}", root.display())
+    })?;
     let diff_id = import_layer(store, &root)?;
     let config = one_layer_config(&diff_id, json!({ "Cmd": ["sh"] }));
     add_and_tag(store, &Reference::parse("busybox")?, config)

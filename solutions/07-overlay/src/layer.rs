@@ -90,7 +90,8 @@ pub fn unpack(input: impl Read, dest: &Path) -> Result<Unpacked> {
         }
     }
     // What follows the archive's end (its padding) is hashed too.
-    io::copy(&mut hashing, &mut io::sink()).context("layer: read the archive")?;
+    io::copy(&mut hashing, &mut io::sink())
+        .context("layer: read the archive")?;
     Ok(Unpacked {
         diff_id: format!("sha256:{:x}", hashing.hash.finalize()),
         size,
@@ -185,7 +186,8 @@ fn unpack_entry<R: Read>(
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(err) => return Err(err.into()),
             }
-            let dir = open_beneath(&parent, &[last.as_os_str().as_bytes()], false)?;
+            let dir =
+                open_beneath(&parent, &[last.as_os_str().as_bytes()], false)?;
             fchown(&dir, Some(uid), Some(gid))?;
             fchmod(&dir, mode)?;
             Ok(0)
@@ -195,7 +197,13 @@ fn unpack_entry<R: Read>(
                 .link_name_bytes()
                 .context("a symbolic link without a target")?;
             symlinkat(target.as_ref(), &parent, last)?;
-            chownat(&parent, last, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)?;
+            chownat(
+                &parent,
+                last,
+                Some(uid),
+                Some(gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
             set_mtime(&parent, last, mtime)?;
             Ok(0)
         }
@@ -209,12 +217,13 @@ fn unpack_entry<R: Read>(
             let Some((name, dirs)) = parts.split_last() else {
                 bail!("a hard link to the layer's own directory");
             };
-            let target_dir = open_beneath(root, dirs, false).with_context(|| {
-                format!(
-                    "a hard link to {}, which is not in the layer",
-                    String::from_utf8_lossy(&target)
-                )
-            })?;
+            let target_dir =
+                open_beneath(root, dirs, false).with_context(|| {
+                    format!(
+                        "a hard link to {}, which is not in the layer",
+                        String::from_utf8_lossy(&target)
+                    )
+                })?;
             let name = std::ffi::OsStr::from_bytes(name);
             linkat(&target_dir, name, &parent, last, AtFlags::empty())
                 .with_context(|| {
@@ -227,7 +236,13 @@ fn unpack_entry<R: Read>(
         }
         EntryType::Fifo => {
             mknodat(&parent, last, FileType::Fifo, mode, 0)?;
-            chownat(&parent, last, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)?;
+            chownat(
+                &parent,
+                last,
+                Some(uid),
+                Some(gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
             Ok(0)
         }
         EntryType::Char | EntryType::Block => {
@@ -251,12 +266,20 @@ fn unpack_entry<R: Read>(
 
 /// Open `dirs` beneath `base`, one component at a time, following no
 /// link, and making missing directories when `create` is set.
-fn open_beneath(base: &OwnedFd, dirs: &[&[u8]], create: bool) -> Result<OwnedFd> {
+fn open_beneath(
+    base: &OwnedFd,
+    dirs: &[&[u8]],
+    create: bool,
+) -> Result<OwnedFd> {
     let mut dir = rustix::io::dup(base)?;
     for part in dirs {
         let name = std::ffi::OsStr::from_bytes(part);
         let opened = match open_dir(&dir, name) {
-            Err(err) if create && err.root_cause().downcast_ref() == Some(&Errno::NOENT) => {
+            Err(err)
+                if create
+                    && err.root_cause().downcast_ref()
+                        == Some(&Errno::NOENT) =>
+            {
                 mkdirat(&dir, name, Mode::from_raw_mode(0o755))?;
                 open_dir(&dir, name)
             }
@@ -277,7 +300,10 @@ fn open_beneath(base: &OwnedFd, dirs: &[&[u8]], create: bool) -> Result<OwnedFd>
 }
 
 /// Open a directory beneath `base`, following no link at all.
-fn open_dir(base: impl rustix::fd::AsFd, path: impl AsRef<Path>) -> Result<OwnedFd> {
+fn open_dir(
+    base: impl rustix::fd::AsFd,
+    path: impl AsRef<Path>,
+) -> Result<OwnedFd> {
     let path = path.as_ref();
     let resolve = ResolveFlags::BENEATH
         | ResolveFlags::NO_SYMLINKS
@@ -285,12 +311,14 @@ fn open_dir(base: impl rustix::fd::AsFd, path: impl AsRef<Path>) -> Result<Owned
     // No O_NOFOLLOW: RESOLVE_NO_SYMLINKS refuses a link with ELOOP,
     // which says what it is.
     let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
-    openat2(base, path, flags, Mode::empty(), resolve).map_err(anyhow::Error::from)
+    openat2(base, path, flags, Mode::empty(), resolve)
+        .map_err(anyhow::Error::from)
 }
 
 /// Open a directory of ours, by its whole path.
 fn open_path(dir: &Path) -> Result<OwnedFd> {
-    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags =
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     rustix::fs::open(dir, flags, Mode::empty())
         .with_context(|| format!("open {}", dir.display()))
 }
@@ -299,12 +327,13 @@ fn open_path(dir: &Path) -> Result<OwnedFd> {
 fn remove_existing(parent: &OwnedFd, name: &Path) -> Result<()> {
     match unlinkat(parent, name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(Errno::ISDIR) => {
-            unlinkat(parent, name, AtFlags::REMOVEDIR).or_else(|err| match err {
-                Errno::NOTEMPTY => bail!("replaces a directory that is not empty"),
+        Err(Errno::ISDIR) => unlinkat(parent, name, AtFlags::REMOVEDIR)
+            .or_else(|err| match err {
+                Errno::NOTEMPTY => {
+                    bail!("replaces a directory that is not empty")
+                }
                 err => Err(err.into()),
-            })
-        }
+            }),
         Err(err) => Err(err.into()),
     }
 }
@@ -413,7 +442,12 @@ fn header_for(meta: &fs::Metadata) -> tar::Header {
 /// Copy the layer `from` to `to`, each owner shifted into the range of
 /// `count` ids from `base`; ids past the range become the top of it.
 /// Hard links stay links; whiteouts and opaque directories stay so.
-pub fn copy_shifted(from: &Path, to: &Path, base: u32, count: u32) -> Result<()> {
+pub fn copy_shifted(
+    from: &Path,
+    to: &Path,
+    base: u32,
+    count: u32,
+) -> Result<()> {
     let mut links = HashMap::new();
     copy_tree(from, to, &|id: u32| base + id.min(count - 1), &mut links)
 }
@@ -438,7 +472,8 @@ fn copy_tree(
         links.insert(key, to.to_path_buf());
     }
     if file_type.is_dir() {
-        fs::create_dir(to).with_context(|| format!("create {}", to.display()))?;
+        fs::create_dir(to)
+            .with_context(|| format!("create {}", to.display()))?;
         if overlay::is_opaque(from)? {
             overlay::make_opaque(&open_path(to)?)?;
         }
@@ -452,13 +487,17 @@ fn copy_tree(
     } else if file_type.is_symlink() {
         std::os::unix::fs::symlink(fs::read_link(from)?, to)?;
     } else if file_type.is_file() {
-        fs::copy(from, to).with_context(|| format!("copy {}", from.display()))?;
+        fs::copy(from, to)
+            .with_context(|| format!("copy {}", from.display()))?;
     } else if overlay::is_whiteout(&meta) {
         let parent = open_path(to.parent().unwrap_or(Path::new("/")))?;
         let name = to.file_name().unwrap_or_default().to_string_lossy();
         overlay::make_whiteout(&parent, &name)?;
     } else if file_type.is_fifo() {
-        nix::unistd::mkfifo(to, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+        nix::unistd::mkfifo(
+            to,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )?;
     } else {
         return Ok(()); // no device node is ever in a layer
     }

@@ -49,7 +49,8 @@ pub const OCI_OPAQUE: &str = ".wh..wh..opq";
 /// The attributes that make a directory opaque: overlayfs reads the
 /// first as root of the host, the second in a user namespace
 /// (`userxattr`).
-const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
+const OPAQUE_XATTRS: [&str; 2] =
+    ["trusted.overlay.opaque", "user.overlay.opaque"];
 
 /// A container's overlay: where its layers are, on the host.
 pub struct Overlay {
@@ -67,7 +68,11 @@ pub struct Overlay {
 
 impl Overlay {
     /// The overlay of a container, whose directory is `container`.
-    pub fn new(lower: &[PathBuf], container: &Path, userxattr: bool) -> Overlay {
+    pub fn new(
+        lower: &[PathBuf],
+        container: &Path,
+        userxattr: bool,
+    ) -> Overlay {
         Overlay {
             lower: lower.to_vec(),
             upper: container.join("upper"),
@@ -98,7 +103,8 @@ pub fn make_container_dirs(container: &Path, owner: Option<u32>) -> Result<()> {
     }
     for name in ["upper", "work", "merged"] {
         let dir = container.join(name);
-        fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
+        fs::create_dir(&dir)
+            .with_context(|| format!("create {}", dir.display()))?;
         if let Some(id) = owner {
             std::os::unix::fs::chown(&dir, Some(id), Some(id))
                 .with_context(|| format!("chown {}", dir.display()))?;
@@ -130,29 +136,36 @@ fn options(opened: &Opened, userxattr: bool) -> String {
 
 // ANCHOR: mount
 /// In the child, in its own mount namespace: mount the overlay on its
-/// `merged` directory, and return the merged tree's root. No device
-/// node of the image works in it (nodev).
+/// `merged` directory, and return the merged tree's root.
 pub fn mount_overlay(overlay: &Overlay) -> Result<OwnedFd> {
+    // Opened here: overlayfs takes no directory of the host's mounts
+    // once the child has mounts of its own.
     let opened = Opened {
         lower: overlay.lower.iter().map(|dir| open(dir)).collect::<Result<_>>()?,
         upper: open(&overlay.upper)?,
         work: open(&overlay.work)?,
     };
     let options = options(&opened, overlay.userxattr);
-    let target = &overlay.merged;
+    mount_on(&overlay.merged, &options).with_context(|| {
+        format!("mount overlay ({} layers)", overlay.lower.len())
+    })?;
+    open(&overlay.merged).context("open the merged tree")
+}
+
+/// Mount an overlayfs with `options` on `target`. No device node of an
+/// image works in it (nodev).
+fn mount_on(target: &Path, options: &str) -> Result<()> {
     trace!("mount(overlay, {}, overlay, MS_NODEV, {options})", target.display());
     mount(
         Some("overlay"),
         target,
         Some("overlay"),
         MsFlags::MS_NODEV,
-        Some(options.as_str()),
+        Some(options),
     )
-    .with_context(|| {
-        format!("mount overlay ({} layers) on {}", overlay.lower.len(), target.display())
-    })?;
-    open(target).context("open the merged tree")
+    .with_context(|| format!("mount overlay on {}", target.display()))
 }
+// ANCHOR_END: mount
 
 /// Open a directory of the store, following no link at its end.
 fn open(dir: &Path) -> Result<OwnedFd> {
@@ -169,16 +182,26 @@ fn open(dir: &Path) -> Result<OwnedFd> {
 /// An archive's `.wh.NAME` in `dir`: a 0/0 character device named NAME,
 /// overlayfs's whiteout.
 pub fn make_whiteout(dir: &OwnedFd, name: &str) -> Result<()> {
-    mknodat(dir, name, FileType::CharacterDevice, Mode::empty(), makedev(0, 0))
-        .with_context(|| format!("make the whiteout {name}"))
+    mknodat(
+        dir,
+        name,
+        FileType::CharacterDevice,
+        Mode::empty(),
+        makedev(0, 0),
+    )
+    .with_context(|| format!("make the whiteout {name}"))
 }
 
 /// An archive's `.wh..wh..opq` in `dir`: mark the directory opaque, for
 /// overlayfs as root and in a user namespace.
 pub fn make_opaque(dir: &OwnedFd) -> Result<()> {
     for name in OPAQUE_XATTRS {
-        rustix::fs::fsetxattr(dir, name, b"y", XattrFlags::empty())
-            .with_context(|| format!("set {name}"))?;
+        match rustix::fs::fsetxattr(dir, name, b"y", XattrFlags::empty()) {
+            // A file system without `user.*` attributes (tmpfs before
+            // Linux 6.6): the directory is opaque for root only.
+            Err(rustix::io::Errno::OPNOTSUPP) if name.starts_with("user.") => {}
+            set => set.with_context(|| format!("set {name}"))?,
+        }
     }
     Ok(())
 }
@@ -202,9 +225,12 @@ pub fn is_opaque(path: &Path) -> Result<bool> {
         let mut value = [0u8; 1];
         match rustix::fs::lgetxattr(path, name, &mut value[..]) {
             Ok(1) if value == *b"y" => return Ok(true),
-            Ok(_) | Err(rustix::io::Errno::NODATA | rustix::io::Errno::RANGE) => {}
+            Ok(_)
+            | Err(rustix::io::Errno::NODATA | rustix::io::Errno::RANGE) => {}
             Err(err) => {
-                return Err(err).with_context(|| format!("read {name} of {}", path.display()))
+                return Err(err).with_context(|| {
+                    format!("read {name} of {}", path.display())
+                })
             }
         }
     }

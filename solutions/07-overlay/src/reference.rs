@@ -133,8 +133,7 @@ fn check_repository(text: &str, repository: &str) -> Result<()> {
                     || matches!(b, b'.' | b'_' | b'-')
             })
     };
-    if repository.len() > 255 || !repository.split('/').all(valid_component)
-    {
+    if repository.len() > 255 || !repository.split('/').all(valid_component) {
         bail!(
             "image {text}: invalid reference format: a repository name \
              is lowercase letters, digits and separators"
@@ -150,9 +149,9 @@ fn check_tag(text: &str, tag: &str) -> Result<()> {
     let valid = !bytes.is_empty()
         && bytes.len() <= 128
         && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        && bytes.iter().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+        });
     if !valid {
         bail!("image {text}: invalid tag {tag:?}");
     }
@@ -163,10 +162,14 @@ fn check_tag(text: &str, tag: &str) -> Result<()> {
 pub fn parse_digest(text: &str, digest: &str) -> Result<String> {
     let valid = digest.strip_prefix("sha256:").is_some_and(|hex| {
         hex.len() == 64
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     });
     if !valid {
-        bail!("image {text}: invalid digest {digest:?} (sha256:<64 hex digits>)");
+        bail!(
+            "image {text}: invalid digest {digest:?} (sha256:<64 hex digits>)"
+        );
     }
     Ok(digest.to_string())
 }
@@ -183,10 +186,16 @@ mod tests {
     fn names_are_normalized_as_docker_does() {
         let cases = [
             ("debian", "docker.io/library/debian:latest"),
-            ("debian:bookworm-slim", "docker.io/library/debian:bookworm-slim"),
+            (
+                "debian:bookworm-slim",
+                "docker.io/library/debian:bookworm-slim",
+            ),
             ("team/app", "docker.io/team/app:latest"),
             ("docker.io/debian:12", "docker.io/library/debian:12"),
-            ("index.docker.io/library/debian", "docker.io/library/debian:latest"),
+            (
+                "index.docker.io/library/debian",
+                "docker.io/library/debian:latest",
+            ),
             ("localhost:5000/x/y:1", "localhost:5000/x/y:1"),
             ("localhost/app", "localhost/app:latest"),
             ("ghcr.io/o/r", "ghcr.io/o/r:latest"),

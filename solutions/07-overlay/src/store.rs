@@ -37,9 +37,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::image::state_dir;
-use crate::{layer, namespaces};
 use crate::reference::Reference;
 use crate::trace;
+use crate::{layer, namespaces};
 
 /// An image: its id, and its config as the store holds it.
 #[derive(Clone, Debug)]
@@ -212,15 +212,18 @@ impl Store {
             // was killed, is made again.
             fs::remove_dir_all(&place).ok();
             trace!("rename {} {}", scratch.0.display(), place.display());
-            fs::rename(&scratch.0, &place).or_else(|err| {
-                // Another run put the same layer in place first.
-                if self.has_layer(&unpacked.diff_id) {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            })
-            .with_context(|| format!("move the layer to {}", place.display()))?;
+            fs::rename(&scratch.0, &place)
+                .or_else(|err| {
+                    // Another run put the same layer in place first.
+                    if self.has_layer(&unpacked.diff_id) {
+                        Ok(())
+                    } else {
+                        Err(err)
+                    }
+                })
+                .with_context(|| {
+                    format!("move the layer to {}", place.display())
+                })?;
         }
         Ok(unpacked.diff_id)
     }
@@ -254,9 +257,8 @@ impl Store {
             std::os::unix::fs::chown(new.path(), Some(base), Some(base))?;
             match fs::rename(new.path(), &copies) {
                 Err(_) if copies.exists() => {}
-                renamed => renamed.with_context(|| {
-                    format!("create {}", copies.display())
-                })?,
+                renamed => renamed
+                    .with_context(|| format!("create {}", copies.display()))?,
             }
         }
         let hex = diff_id.strip_prefix("sha256:").unwrap_or(diff_id);
@@ -267,12 +269,15 @@ impl Store {
         let scratch = self.scratch()?;
         let shifted = scratch.path().join("userns");
         layer::copy_shifted(&self.layer_dir(diff_id), &shifted, base, count)
-            .with_context(|| format!("layer {diff_id}: copy it for --userns"))?;
+            .with_context(|| {
+                format!("layer {diff_id}: copy it for --userns")
+            })?;
         trace!("rename {} {}", shifted.display(), copy.display());
         match fs::rename(&shifted, &copy) {
             Err(_) if copy.exists() => {} // made by another run meanwhile
-            renamed => renamed
-                .with_context(|| format!("move the copy to {}", copy.display()))?,
+            renamed => renamed.with_context(|| {
+                format!("move the copy to {}", copy.display())
+            })?,
         }
         Ok(copy)
     }
@@ -326,7 +331,9 @@ impl Store {
     fn id_from_prefix(&self, prefix: &str) -> Result<String> {
         let hex = prefix.strip_prefix("sha256:").unwrap_or(prefix);
         let is_hex = hex.len() >= 4
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         let mut found = Vec::new();
         if is_hex {
             for entry in fs::read_dir(self.root.join("configs"))? {
@@ -344,7 +351,9 @@ impl Store {
                 "image {prefix}: not found (see `image ls`; `pull`, \
                  `image load` or `image import` it first)"
             ),
-            _ => bail!("image {prefix}: more than one image has this id prefix"),
+            _ => {
+                bail!("image {prefix}: more than one image has this id prefix")
+            }
         }
     }
 
@@ -401,7 +410,8 @@ impl Store {
             Some(tagged) if pointing.len() > 1 => vec![tagged.clone()],
             _ => pointing,
         };
-        let last = untag.len() == names.values().filter(|id| **id == image.id).count();
+        let last =
+            untag.len() == names.values().filter(|id| **id == image.id).count();
         if last && in_use.contains(&image.id) {
             bail!(
                 "image {name}: a container uses it ({}); remove the \

@@ -27,8 +27,8 @@ pub fn become_user(user: Option<&str>) -> Result<bool> {
     let Some(user) = user.filter(|user| !user.is_empty()) else {
         return Ok(false);
     };
-    let (uid, gid, groups) = look_up(user)
-        .with_context(|| format!("the image's user {user}"))?;
+    let (uid, gid, groups) =
+        look_up(user).with_context(|| format!("the image's user {user}"))?;
     if uid == 0 && gid == 0 {
         return Ok(false);
     }
@@ -51,12 +51,18 @@ fn look_up(user: &str) -> Result<(u32, u32, Vec<u32>)> {
         Some((user, group)) => (user, Some(group)),
         None => (user, None),
     };
-    let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(
-        |fields| fields.len() >= 4 && (fields[0] == name_or_uid || fields[2] == name_or_uid),
-    );
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|fields| {
+            fields.len() >= 4
+                && (fields[0] == name_or_uid || fields[2] == name_or_uid)
+        });
     let (uid, name, default_gid) = match (&entry, name_or_uid.parse::<u32>()) {
         (Some(fields), _) => (
-            fields[2].parse::<u32>().context("a bad uid in /etc/passwd")?,
+            fields[2]
+                .parse::<u32>()
+                .context("a bad uid in /etc/passwd")?,
             Some(fields[0]),
             fields[3].parse::<u32>().ok(),
         ),

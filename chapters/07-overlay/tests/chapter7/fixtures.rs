@@ -7,7 +7,10 @@
 //! ([`testkit::rootfs`]), so that its containers can run `busybox` and
 //! `probe`; each further layer is a list of [`Change`]s to it.
 
+use std::collections::HashMap;
 use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -50,6 +53,7 @@ pub fn oci_layout(scratch: &Path, tag: &str, layers: &[&[Change]]) -> PathBuf {
         .status()
         .expect("run cp");
     assert!(copied.success(), "cp -a {}", rootfs().display());
+    links_to_symlinks(&files, Path::new(""), &mut HashMap::new());
     repack(&image, &bundle);
     for changes in layers {
         for change in *changes {
@@ -61,10 +65,50 @@ pub fn oci_layout(scratch: &Path, tag: &str, layers: &[&[Change]]) -> PathBuf {
     layout
 }
 
+/// Make each hard link a symbolic link to the first name of its file,
+/// as `busybox --install -s` does: umoci hashes every name of a file,
+/// and busybox, under its 269 names, would take it seconds.
+fn links_to_symlinks(
+    files: &Path,
+    dir: &Path,
+    first: &mut HashMap<u64, PathBuf>,
+) {
+    let entries = fs::read_dir(files.join(dir)).expect("read the bundle");
+    let mut names: Vec<String> = entries
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    // busybox first: the applets are to link to it.
+    names.sort_by_key(|name| (name != "busybox", name.clone()));
+    for name in names {
+        let inside = dir.join(name);
+        let path = files.join(&inside);
+        let meta = fs::symlink_metadata(&path).expect("stat");
+        if meta.is_dir() {
+            links_to_symlinks(files, &inside, first);
+        } else if meta.is_file() && meta.nlink() > 1 {
+            match first.get(&meta.ino()) {
+                Some(target) => {
+                    fs::remove_file(&path).expect("remove a link");
+                    symlink(target, &path).expect("make a symbolic link");
+                }
+                None => {
+                    drop(first.insert(meta.ino(), Path::new("/").join(inside)))
+                }
+            }
+        }
+    }
+}
+
 /// Add the directory's changes as a layer; `--refresh-bundle` makes the
 /// next layer hold only what changed after this one.
 fn repack(image: &str, bundle: &Path) {
-    umoci(&["repack", "--refresh-bundle", "--image", image, &path(bundle)]);
+    umoci(&[
+        "repack",
+        "--refresh-bundle",
+        "--image",
+        image,
+        &path(bundle),
+    ]);
 }
 
 fn apply(files: &Path, change: &Change) {
@@ -112,4 +156,33 @@ fn run(tool: &str, first: &[&str], args: &[&str]) {
 
 fn path(path: &Path) -> String {
     path.to_str().expect("a UTF-8 path").to_owned()
+}
+
+/// Rewrite the tar archive `file` in place, giving `edit` each regular
+/// file's name and content to change: an archive as a careless or
+/// hostile tool would have written it.
+pub fn rewrite_archive(file: &Path, mut edit: impl FnMut(&str, &mut Vec<u8>)) {
+    let input = fs::read(file).expect("read the archive");
+    let mut archive = tar::Archive::new(&input[..]);
+    let mut output = tar::Builder::new(Vec::new());
+    for entry in archive.entries().expect("read the archive") {
+        let mut entry = entry.expect("read the archive");
+        let name = entry.path().unwrap().to_str().unwrap().to_owned();
+        let mut header = entry.header().clone();
+        if header.entry_type().is_file() {
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            edit(&name, &mut content);
+            header.set_size(content.len() as u64);
+            output.append_data(&mut header, &name, &content[..]).unwrap();
+        } else {
+            let target = entry.link_name().unwrap().map(|t| t.into_owned());
+            match target {
+                Some(target) => output.append_link(&mut header, &name, target),
+                None => output.append_data(&mut header, &name, io::empty()),
+            }
+            .unwrap();
+        }
+    }
+    fs::write(file, output.into_inner().unwrap()).expect("write the archive");
 }

@@ -1,0 +1,283 @@
+//! Containers as things that outlive a run: a directory each, under the
+//! state directory, with a record of what it is and how it ended, and
+//! its writable layer.
+//!
+//! ```text
+//! containers/<id>/container.json   the record: name, image, command,
+//!                                  when it started, how it ended
+//! containers/<id>/upper/           what the container wrote
+//! containers/<id>/work/            overlayfs's work directory
+//! containers/<id>/merged/          where the overlay is mounted (in the
+//!                                  container's own mount namespace only)
+//! ```
+//!
+//! A stopped container is kept, as Docker keeps it, until `rm`, or at
+//! once with `run --rm`: `ps -a` lists it, and `commit` makes an image
+//! of what it wrote.
+//!
+//! Simpler than Docker: a container runs in the foreground of its
+//! runtime, so "running" means "its runtime is alive"; there is no
+//! `start` or `stop`.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::image::state_dir;
+use crate::store::write_atomically;
+
+/// What `ps` knows of a container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    /// The image as given on the command line.
+    pub image: String,
+    /// The image's id; none for a directory.
+    pub image_id: Option<String>,
+    pub command: Vec<String>,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// The runtime's pid and its start time (clock ticks since boot),
+    /// which tell a live runtime from a pid used again.
+    pub runtime: (i32, u64),
+    /// When it ended, and its exit status.
+    pub finished: Option<(u64, u8)>,
+}
+
+/// Where containers live.
+pub fn containers_dir() -> PathBuf {
+    state_dir().join("containers")
+}
+
+/// A container's directory.
+pub fn dir_of(id: &str) -> PathBuf {
+    containers_dir().join(id)
+}
+
+impl Record {
+    /// A new record, for a container about to start.
+    pub fn new(
+        id: &str,
+        name: Option<&str>,
+        image: &str,
+        image_id: Option<String>,
+        command: &[String],
+    ) -> Record {
+        let pid = std::process::id() as i32;
+        Record {
+            id: id.to_string(),
+            name: name.map_or_else(|| default_name(id), str::to_string),
+            image: image.to_string(),
+            image_id,
+            command: command.to_vec(),
+            created: now(),
+            runtime: (pid, start_time(pid).unwrap_or(0)),
+            finished: None,
+        }
+    }
+
+    /// Whether the container's runtime still runs.
+    pub fn is_running(&self) -> bool {
+        self.finished.is_none()
+            && start_time(self.runtime.0) == Some(self.runtime.1)
+    }
+
+    /// `Up 3 seconds`, `Exited (0) 2 minutes ago`, as `docker ps` says it.
+    pub fn status(&self) -> String {
+        match self.finished {
+            Some((when, status)) => {
+                format!(
+                    "Exited ({status}) {} ago",
+                    ago(now().saturating_sub(when))
+                )
+            }
+            None if self.is_running() => {
+                format!("Up {}", ago(now().saturating_sub(self.created)))
+            }
+            // Its runtime was killed before it could say how it ended.
+            None => "Dead".to_string(),
+        }
+    }
+}
+
+// ANCHOR: create
+/// Make a container's directory and its record, the name checked to be
+/// free. The caller holds the store's lock and has registered the
+/// directory's removal.
+pub fn create(record: &Record) -> Result<PathBuf> {
+    if list()?.iter().any(|other| other.name == record.name) {
+        bail!(
+            "container name {:?} is already in use: remove that container \
+             first (rm {})",
+            record.name,
+            record.name
+        );
+    }
+    // Traversable, for a container whose root is not the host's root
+    // (`--userns`): its own directory is then its root's.
+    let all = containers_dir();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(&all)
+        .with_context(|| format!("create {}", all.display()))?;
+    let dir = dir_of(&record.id);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("create {}", dir.display()))?;
+    save(record)?;
+    Ok(dir)
+}
+// ANCHOR_END: create
+
+/// Write a container's record.
+pub fn save(record: &Record) -> Result<()> {
+    let json = serde_json::to_vec_pretty(record)?;
+    write_atomically(&dir_of(&record.id).join("container.json"), &json)
+}
+
+/// Every container, the newest first.
+pub fn list() -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    let entries = match fs::read_dir(containers_dir()) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(records)
+        }
+        Err(err) => return Err(err).context("list containers"),
+    };
+    for entry in entries {
+        let path = entry?.path().join("container.json");
+        // A directory without a record is a container being made, or
+        // being removed.
+        if let Ok(bytes) = fs::read(&path) {
+            let record: Record = serde_json::from_slice(&bytes)
+                .with_context(|| format!("read {}", path.display()))?;
+            records.push(record);
+        }
+    }
+    records.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+    Ok(records)
+}
+
+/// The container a name, an id, or an id's first digits stand for.
+pub fn find(name: &str) -> Result<Record> {
+    let records = list()?;
+    if let Some(record) =
+        records.iter().find(|r| r.name == name || r.id == name)
+    {
+        return Ok(record.clone());
+    }
+    let mut prefixed = records
+        .into_iter()
+        .filter(|r| !name.is_empty() && r.id.starts_with(name));
+    match (prefixed.next(), prefixed.next()) {
+        (Some(record), None) => Ok(record),
+        (Some(_), Some(_)) => bail!(
+            "container {name}: more than one container has this id prefix"
+        ),
+        _ => bail!("container {name}: no such container (see `ps -a`)"),
+    }
+}
+
+/// `rm`: remove stopped containers.
+pub fn remove(name: &str) -> Result<()> {
+    let record = find(name)?;
+    if record.is_running() {
+        bail!("container {name}: it is running: stop it first");
+    }
+    let dir = dir_of(&record.id);
+    remove_dir(&dir);
+    if dir.exists() {
+        bail!("container {name}: could not remove {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Remove a container's directory: the record first, so that a removal
+/// cut short leaves no half container in `ps -a`.
+pub fn remove_dir(dir: &Path) {
+    fs::remove_file(dir.join("container.json")).ok();
+    fs::remove_dir_all(dir).ok();
+}
+
+/// The image ids containers use: `image rm` keeps those.
+pub fn images_in_use() -> Result<std::collections::BTreeSet<String>> {
+    Ok(list()?.into_iter().filter_map(|r| r.image_id).collect())
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A process's start time, from /proc/PID/stat (field 22).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: count from
+    // the last parenthesis.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+/// `3 seconds`, `2 minutes`, as Docker rounds them.
+fn ago(seconds: u64) -> String {
+    let (n, unit) = match seconds {
+        0 => return "Less than a second".to_string(),
+        1..=59 => (seconds, "second"),
+        60..=3599 => (seconds / 60, "minute"),
+        3600..=86399 => (seconds / 3600, "hour"),
+        _ => (seconds / 86400, "day"),
+    };
+    if n == 1 {
+        format!("{} {unit}", if unit == "hour" { "An" } else { "1" })
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
+/// A name for a container that was given none: two words, picked by its
+/// id, as Docker picks `adjective_scientist`.
+fn default_name(id: &str) -> String {
+    const ADJECTIVES: [&str; 16] = [
+        "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen",
+        "lucid", "merry", "nimble", "proud", "quiet", "sharp", "tidy", "witty",
+    ];
+    const NOUNS: [&str; 16] = [
+        "anchor", "barge", "crate", "dinghy", "ferry", "galley", "harbor",
+        "jetty", "keel", "lantern", "mast", "pier", "rudder", "schooner",
+        "tugboat", "wharf",
+    ];
+    let byte = |i: usize| u8::from_str_radix(&id[i..i + 2], 16).unwrap_or(0);
+    let adjective = ADJECTIVES[usize::from(byte(0)) % 16];
+    let noun = NOUNS[usize::from(byte(2)) % 16];
+    format!("{adjective}_{noun}_{}", &id[4..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_docker_reads_them() {
+        assert_eq!(ago(0), "Less than a second");
+        assert_eq!(ago(1), "1 second");
+        assert_eq!(ago(3), "3 seconds");
+        assert_eq!(ago(125), "2 minutes");
+        assert_eq!(ago(3600), "An hour");
+        assert_eq!(ago(3 * 86400), "3 days");
+    }
+
+    #[test]
+    fn a_name_is_made_from_the_id() {
+        assert_eq!(default_name("00011f2e3d4c"), "brave_barge_1f2e");
+    }
+}

@@ -1,0 +1,522 @@
+//! Layers as tar archives: unpacked into the store, and packed from a
+//! directory (`image import`) or a container's upper directory
+//! (`commit`).
+//!
+//! Unpacking a layer is a security boundary: the archive comes from
+//! anywhere, and the runtime unpacks it as root. So every entry is made
+//! by file descriptor, beneath the layer's own directory, and no link
+//! is ever followed while unpacking (openat2's RESOLVE_BENEATH and
+//! RESOLVE_NO_SYMLINKS):
+//!
+//! - a name with `..`, or an absolute one, makes the archive bad;
+//! - a symbolic link is made as it is (in the container, it resolves
+//!   inside the container's root), but nothing is written through it;
+//! - a hard link must name a file of this layer;
+//! - device nodes are skipped: the container has its own /dev;
+//! - set-uid bits are kept, as Docker keeps them (`su` needs its own),
+//!   and the store is closed to the host's users instead;
+//! - the layer's digest is checked by the caller, from the hash of the
+//!   uncompressed stream computed here; a truncated gzip is an error.
+//!
+//! Whiteouts, the entries that say "a lower layer's file is deleted",
+//! are turned into overlayfs's own by `overlay.rs`, both ways.
+//!
+//! Syscalls: [openat2(2)](https://man7.org/linux/man-pages/man2/openat2.2.html),
+//! [mkdirat(2)](https://man7.org/linux/man-pages/man2/mkdirat.2.html),
+//! [symlinkat(2)](https://man7.org/linux/man-pages/man2/symlinkat.2.html),
+//! [linkat(2)](https://man7.org/linux/man-pages/man2/linkat.2.html).
+//!
+//! Simpler than a production runtime: extended attributes (file
+//! capabilities such as ping's) and directories' times are not kept.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use flate2::read::MultiGzDecoder;
+use rustix::fs::{
+    chownat, fchmod, fchown, linkat, mkdirat, mknodat, openat2, symlinkat,
+    unlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags,
+    Timespec, Timestamps, Uid, CWD,
+};
+use rustix::io::Errno;
+use sha2::{Digest, Sha256};
+use tar::EntryType;
+
+use crate::{overlay, trace};
+
+/// A layer unpacked: its diff id, and the bytes its files hold.
+pub struct Unpacked {
+    pub diff_id: String,
+    pub size: u64,
+}
+
+// ANCHOR: unpack
+/// Unpack a layer, gzipped or not, into `dest`, a new directory.
+pub fn unpack(input: impl Read, dest: &Path) -> Result<Unpacked> {
+    fs::create_dir(dest)
+        .with_context(|| format!("create {}", dest.display()))?;
+    let root = open_path(dest)?;
+    let mut input = BufReader::new(input);
+    let head = input.fill_buf().context("read the layer")?;
+    let stream: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(MultiGzDecoder::new(input))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        bail!("layer: zstd-compressed layers are not supported");
+    } else {
+        Box::new(input)
+    };
+    // The diff id is the hash of the uncompressed stream: compute it on
+    // the way through.
+    let mut hashing = Hashing {
+        inner: stream,
+        hash: Sha256::new(),
+    };
+    let mut size = 0;
+    {
+        let mut archive = tar::Archive::new(&mut hashing);
+        let entries = archive.entries().context("layer: read the archive")?;
+        for entry in entries {
+            let mut entry = entry.context("layer: read the archive")?;
+            let name = entry.path_bytes().into_owned();
+            let shown = String::from_utf8_lossy(&name).into_owned();
+            size += unpack_entry(&root, &mut entry, &name)
+                .with_context(|| format!("layer: entry {shown}"))?;
+        }
+    }
+    // What follows the archive's end (its padding) is hashed too.
+    io::copy(&mut hashing, &mut io::sink())
+        .context("layer: read the archive")?;
+    Ok(Unpacked {
+        diff_id: format!("sha256:{:x}", hashing.hash.finalize()),
+        size,
+    })
+}
+// ANCHOR_END: unpack
+
+/// A reader that hashes what goes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The components of an entry's name: `./usr/bin/` is `["usr", "bin"]`.
+pub fn components(name: &[u8]) -> Result<Vec<&[u8]>> {
+    if name.starts_with(b"/") {
+        bail!("an absolute name: a layer holds relative names only");
+    }
+    let mut parts = Vec::new();
+    for part in name.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => bail!("`..` leads out of the layer"),
+            part => parts.push(part),
+        }
+    }
+    Ok(parts)
+}
+
+/// Unpack one entry beneath `root`; return the bytes it holds.
+fn unpack_entry<R: Read>(
+    root: &OwnedFd,
+    entry: &mut tar::Entry<R>,
+    name: &[u8],
+) -> Result<u64> {
+    let parts = components(name)?;
+    let Some((last, dirs)) = parts.split_last() else {
+        return Ok(0); // `./`: the layer's own directory
+    };
+    let parent = open_beneath(root, dirs, true)?;
+    let last = Path::new(std::ffi::OsStr::from_bytes(last));
+    // ANCHOR: whiteouts
+    if let Some(hidden) = last.to_str().and_then(|n| n.strip_prefix(".wh.")) {
+        if hidden == ".wh..opq" {
+            overlay::make_opaque(&parent)?;
+        } else {
+            remove_existing(&parent, Path::new(hidden))?;
+            overlay::make_whiteout(&parent, hidden)?;
+        }
+        return Ok(0);
+    }
+    // ANCHOR_END: whiteouts
+    let header = entry.header();
+    let mode = Mode::from_raw_mode(header.mode()? & 0o7777);
+    let uid = Uid::from_raw(u32::try_from(header.uid()?)?);
+    let gid = Gid::from_raw(u32::try_from(header.gid()?)?);
+    let mtime = i64::try_from(header.mtime()?).unwrap_or(0);
+    let kind = header.entry_type();
+    if kind != EntryType::Directory {
+        remove_existing(&parent, last)?;
+    }
+    match kind {
+        EntryType::Regular | EntryType::Continuous => {
+            let file = rustix::fs::openat(
+                &parent,
+                last,
+                OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::WRONLY
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?;
+            let mut file = File::from(file);
+            let size = io::copy(entry, &mut file)?;
+            // chown first: it clears set-uid bits.
+            fchown(&file, Some(uid), Some(gid))?;
+            fchmod(&file, mode)?;
+            set_mtime(&parent, last, mtime)?;
+            Ok(size)
+        }
+        EntryType::Directory => {
+            match mkdirat(&parent, last, Mode::from_raw_mode(0o700)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(err) => return Err(err.into()),
+            }
+            let dir =
+                open_beneath(&parent, &[last.as_os_str().as_bytes()], false)?;
+            fchown(&dir, Some(uid), Some(gid))?;
+            fchmod(&dir, mode)?;
+            Ok(0)
+        }
+        EntryType::Symlink => {
+            let target = entry
+                .link_name_bytes()
+                .context("a symbolic link without a target")?;
+            symlinkat(target.as_ref(), &parent, last)?;
+            chownat(
+                &parent,
+                last,
+                Some(uid),
+                Some(gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+            set_mtime(&parent, last, mtime)?;
+            Ok(0)
+        }
+        EntryType::Link => {
+            let target = entry
+                .link_name_bytes()
+                .context("a hard link without a target")?
+                .into_owned();
+            let parts = components(&target)
+                .context("a hard link that leads out of the layer")?;
+            let Some((name, dirs)) = parts.split_last() else {
+                bail!("a hard link to the layer's own directory");
+            };
+            let target_dir =
+                open_beneath(root, dirs, false).with_context(|| {
+                    format!(
+                        "a hard link to {}, which is not in the layer",
+                        String::from_utf8_lossy(&target)
+                    )
+                })?;
+            let name = std::ffi::OsStr::from_bytes(name);
+            linkat(&target_dir, name, &parent, last, AtFlags::empty())
+                .with_context(|| {
+                    format!(
+                        "a hard link to {}, which is not in the layer",
+                        String::from_utf8_lossy(&target)
+                    )
+                })?;
+            Ok(0)
+        }
+        EntryType::Fifo => {
+            mknodat(&parent, last, FileType::Fifo, mode, 0)?;
+            chownat(
+                &parent,
+                last,
+                Some(uid),
+                Some(gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+            Ok(0)
+        }
+        EntryType::Char | EntryType::Block => {
+            let major = header.device_major()?.unwrap_or(0);
+            let minor = header.device_minor()?.unwrap_or(0);
+            if kind == EntryType::Char && major == 0 && minor == 0 {
+                // Already an overlayfs whiteout (a layer packed from an
+                // upper directory as it is).
+                let name = last.to_string_lossy();
+                overlay::make_whiteout(&parent, &name)?;
+            } else {
+                trace!("skip device node {}", String::from_utf8_lossy(name));
+            }
+            Ok(0)
+        }
+        // PAX and GNU headers are read by the tar crate; anything else
+        // (sockets have no tar type) is of no use in a root file system.
+        _ => Ok(0),
+    }
+}
+
+/// Open `dirs` beneath `base`, one component at a time, following no
+/// link, and making missing directories when `create` is set.
+fn open_beneath(
+    base: &OwnedFd,
+    dirs: &[&[u8]],
+    create: bool,
+) -> Result<OwnedFd> {
+    let mut dir = rustix::io::dup(base)?;
+    for part in dirs {
+        let name = std::ffi::OsStr::from_bytes(part);
+        let opened = match open_dir(&dir, name) {
+            Err(err)
+                if create
+                    && err.root_cause().downcast_ref()
+                        == Some(&Errno::NOENT) =>
+            {
+                mkdirat(&dir, name, Mode::from_raw_mode(0o755))?;
+                open_dir(&dir, name)
+            }
+            opened => opened,
+        };
+        dir = opened.map_err(|err| match err.root_cause().downcast_ref() {
+            Some(&Errno::LOOP) => anyhow::anyhow!(
+                "{} is a symbolic link: nothing is written through links",
+                name.to_string_lossy()
+            ),
+            Some(&Errno::NOTDIR) => {
+                anyhow::anyhow!("{} is not a directory", name.to_string_lossy())
+            }
+            _ => err,
+        })?;
+    }
+    Ok(dir)
+}
+
+/// Open a directory beneath `base`, following no link at all.
+fn open_dir(
+    base: impl rustix::fd::AsFd,
+    path: impl AsRef<Path>,
+) -> Result<OwnedFd> {
+    let path = path.as_ref();
+    let resolve = ResolveFlags::BENEATH
+        | ResolveFlags::NO_SYMLINKS
+        | ResolveFlags::NO_MAGICLINKS;
+    // No O_NOFOLLOW: RESOLVE_NO_SYMLINKS refuses a link with ELOOP,
+    // which says what it is.
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    openat2(base, path, flags, Mode::empty(), resolve)
+        .map_err(anyhow::Error::from)
+}
+
+/// Open a directory of ours, by its whole path.
+fn open_path(dir: &Path) -> Result<OwnedFd> {
+    let flags =
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::open(dir, flags, Mode::empty())
+        .with_context(|| format!("open {}", dir.display()))
+}
+
+/// A later entry replaces an earlier one of the same name.
+fn remove_existing(parent: &OwnedFd, name: &Path) -> Result<()> {
+    match unlinkat(parent, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::ISDIR) => unlinkat(parent, name, AtFlags::REMOVEDIR)
+            .or_else(|err| match err {
+                Errno::NOTEMPTY => {
+                    bail!("replaces a directory that is not empty")
+                }
+                err => Err(err.into()),
+            }),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn set_mtime(parent: &OwnedFd, name: &Path, mtime: i64) -> Result<()> {
+    let time = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    let times = Timestamps {
+        last_access: time,
+        last_modification: time,
+    };
+    utimensat(parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+// ANCHOR: pack
+/// Pack the directory `dir` as a layer: a plain tar, in name order.
+/// With `whiteouts`, `dir` is a container's upper directory, whose
+/// overlayfs whiteouts become OCI ones (`commit`).
+pub fn pack(dir: &Path, out: impl Write, whiteouts: bool) -> Result<()> {
+    let mut builder = tar::Builder::new(out);
+    let mut links = HashMap::new();
+    pack_dir(&mut builder, dir, Path::new(""), whiteouts, &mut links)?;
+    builder.into_inner()?.flush()?;
+    Ok(())
+}
+// ANCHOR_END: pack
+
+fn pack_dir<W: Write>(
+    builder: &mut tar::Builder<W>,
+    root: &Path,
+    relative: &Path,
+    whiteouts: bool,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> Result<()> {
+    let dir = root.join(relative);
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .with_context(|| format!("read {}", dir.display()))?
+        .map(|entry| entry.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()?;
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let inside = relative.join(&name);
+        let meta = fs::symlink_metadata(&path)
+            .with_context(|| format!("stat {}", path.display()))?;
+        let file_type = meta.file_type();
+        let mut header = header_for(&meta);
+        if whiteouts && overlay::is_whiteout(&meta) {
+            let hidden = overlay::oci_whiteout(&inside);
+            header.set_entry_type(EntryType::Regular);
+            header.set_size(0);
+            builder.append_data(&mut header, hidden, io::empty())?;
+        } else if file_type.is_dir() {
+            header.set_entry_type(EntryType::Directory);
+            builder.append_data(&mut header, &inside, io::empty())?;
+            if whiteouts && overlay::is_opaque(&path)? {
+                let mut marker = header_for(&meta);
+                marker.set_entry_type(EntryType::Regular);
+                marker.set_mode(0o644);
+                let opaque = inside.join(overlay::OCI_OPAQUE);
+                builder.append_data(&mut marker, opaque, io::empty())?;
+            }
+            pack_dir(builder, root, &inside, whiteouts, links)?;
+        } else if file_type.is_symlink() {
+            let target = fs::read_link(&path)?;
+            header.set_entry_type(EntryType::Symlink);
+            builder.append_link(&mut header, &inside, target)?;
+        } else if file_type.is_file() {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = links.get(&key).filter(|_| meta.nlink() > 1) {
+                header.set_entry_type(EntryType::Link);
+                builder.append_link(&mut header, &inside, first)?;
+                continue;
+            }
+            links.insert(key, inside.clone());
+            header.set_entry_type(EntryType::Regular);
+            header.set_size(meta.len());
+            let file = File::open(&path)
+                .with_context(|| format!("open {}", path.display()))?;
+            builder.append_data(&mut header, &inside, file)?;
+        } else if file_type.is_fifo() {
+            header.set_entry_type(EntryType::Fifo);
+            builder.append_data(&mut header, &inside, io::empty())?;
+        } else {
+            trace!("skip {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// A header with an entry's owner, permissions and time.
+fn header_for(meta: &fs::Metadata) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(meta.mode() & 0o7777);
+    header.set_uid(meta.uid().into());
+    header.set_gid(meta.gid().into());
+    header.set_mtime(meta.mtime().max(0) as u64);
+    header.set_size(0);
+    header
+}
+
+// ANCHOR: copy_shifted
+/// Copy the layer `from` to `to`, each owner shifted into the range of
+/// `count` ids from `base`; ids past the range become the top of it.
+/// Hard links stay links; whiteouts and opaque directories stay so.
+pub fn copy_shifted(
+    from: &Path,
+    to: &Path,
+    base: u32,
+    count: u32,
+) -> Result<()> {
+    let mut links = HashMap::new();
+    copy_tree(from, to, &|id: u32| base + id.min(count - 1), &mut links)
+}
+// ANCHOR_END: copy_shifted
+
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    shift: &dyn Fn(u32) -> u32,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> Result<()> {
+    let meta = fs::symlink_metadata(from)
+        .with_context(|| format!("stat {}", from.display()))?;
+    let file_type = meta.file_type();
+    let key = (meta.dev(), meta.ino());
+    if !file_type.is_dir() && meta.nlink() > 1 {
+        if let Some(first) = links.get(&key) {
+            fs::hard_link(first, to)
+                .with_context(|| format!("link {}", to.display()))?;
+            return Ok(());
+        }
+        links.insert(key, to.to_path_buf());
+    }
+    if file_type.is_dir() {
+        fs::create_dir(to)
+            .with_context(|| format!("create {}", to.display()))?;
+        if overlay::is_opaque(from)? {
+            overlay::make_opaque(&open_path(to)?)?;
+        }
+        let mut names: Vec<_> = fs::read_dir(from)?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            copy_tree(&from.join(&name), &to.join(&name), shift, links)?;
+        }
+    } else if file_type.is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(from)?, to)?;
+    } else if file_type.is_file() {
+        fs::copy(from, to)
+            .with_context(|| format!("copy {}", from.display()))?;
+    } else if overlay::is_whiteout(&meta) {
+        let parent = open_path(to.parent().unwrap_or(Path::new("/")))?;
+        let name = to.file_name().unwrap_or_default().to_string_lossy();
+        overlay::make_whiteout(&parent, &name)?;
+    } else if file_type.is_fifo() {
+        nix::unistd::mkfifo(
+            to,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )?;
+    } else {
+        return Ok(()); // no device node is ever in a layer
+    }
+    let (uid, gid) = (shift(meta.uid()), shift(meta.gid()));
+    std::os::unix::fs::lchown(to, Some(uid), Some(gid))
+        .with_context(|| format!("chown {}", to.display()))?;
+    if !file_type.is_symlink() {
+        // After chown, which clears set-uid bits.
+        let mode = fs::Permissions::from_mode(meta.mode() & 0o7777);
+        fs::set_permissions(to, mode)?;
+    }
+    let time = Timespec {
+        tv_sec: meta.mtime(),
+        tv_nsec: 0,
+    };
+    let times = Timestamps {
+        last_access: time,
+        last_modification: time,
+    };
+    utimensat(CWD, to, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! overlayfs: an image's layers, stacked, with a container's own
+//! writable layer on top.
+//!
+//! A union file system shows several directories as one. overlayfs
+//! takes read-only *lower* directories (the image's layers, the top one
+//! first), one writable *upper* directory (the container's), and a
+//! *work* directory on the same file system as the upper, for its own
+//! bookkeeping. The *merged* tree it mounts shows, for each name, the
+//! topmost layer that has it:
+//!
+//! - reading a file reads it where it is, in whichever layer;
+//! - writing a file of a lower layer first copies it up, whole, into
+//!   the upper directory (copy-up), and changes the copy;
+//! - deleting a file of a lower layer leaves a *whiteout* in the upper
+//!   directory: a character device numbered 0/0, which hides the name;
+//! - a directory deleted and made again is *opaque*: the extended
+//!   attribute `trusted.overlay.opaque=y` (`user.overlay.opaque` in a
+//!   user namespace) hides what the lower layers have in it.
+//!
+//! Image archives write whiteouts their own way, as empty files:
+//! `.wh.NAME` for a deleted NAME, `.wh..wh..opq` in an opaque
+//! directory. This module turns one into the other, both ways.
+//!
+//! The kernel takes a page (4096 bytes) of mount options at most: sixty
+//! layers of 100-byte paths do not fit. Docker names each layer by a
+//! short link (`l/ABC...`); here the runtime opens each directory and
+//! the options name it `/proc/self/fd/N`, 16 bytes, wherever it is.
+//!
+//! Syscalls: [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html)
+//! with the kernel's
+//! [overlayfs](https://docs.kernel.org/filesystems/overlayfs.html),
+//! [mknodat(2)](https://man7.org/linux/man-pages/man2/mknodat.2.html),
+//! [setxattr(2)](https://man7.org/linux/man-pages/man2/setxattr.2.html).
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rustix::fs::{Mode, OFlags};
+
+
+/// The name of an archive's opaque-directory marker.
+pub const OCI_OPAQUE: &str = ".wh..wh..opq";
+
+/// The attributes that make a directory opaque: overlayfs reads the
+/// first as root of the host, the second in a user namespace
+/// (`userxattr`).
+const OPAQUE_XATTRS: [&str; 2] =
+    ["trusted.overlay.opaque", "user.overlay.opaque"];
+
+/// A container's overlay: where its layers are, on the host.
+pub struct Overlay {
+    /// The image's layers, bottom first, as an image config lists them.
+    pub lower: Vec<PathBuf>,
+    /// The container's writable layer.
+    pub upper: PathBuf,
+    /// overlayfs's work directory, beside the upper one.
+    pub work: PathBuf,
+    /// Where the merged tree is mounted, in the child's namespace.
+    pub merged: PathBuf,
+    /// In a user namespace, overlayfs keeps its attributes in `user.*`.
+    pub userxattr: bool,
+}
+
+impl Overlay {
+    /// The overlay of a container, whose directory is `container`.
+    pub fn new(
+        lower: &[PathBuf],
+        container: &Path,
+        userxattr: bool,
+    ) -> Overlay {
+        Overlay {
+            lower: lower.to_vec(),
+            upper: container.join("upper"),
+            work: container.join("work"),
+            merged: container.join("merged"),
+            userxattr,
+        }
+    }
+}
+
+/// The directories of an overlay, opened in the child's own mount
+/// namespace (overlayfs takes no directory of another namespace's
+/// mounts).
+struct Opened {
+    lower: Vec<OwnedFd>,
+    upper: OwnedFd,
+    work: OwnedFd,
+}
+
+// ANCHOR: container_dirs
+/// Make a container's writable layer in its directory: `upper` for what
+/// it writes, `work` for overlayfs, `merged` to mount on. With
+/// `owner`, they belong to the container's root in the host's ids.
+pub fn make_container_dirs(container: &Path, owner: Option<u32>) -> Result<()> {
+    // TODO(ch7): make the container's writable layer in `container`:
+    // three new directories, `upper` (what the container writes), `work`
+    // (overlayfs's own, on the same file system as `upper`) and `merged`
+    // (where the overlay is mounted). With `owner` (`--userns`), the
+    // container's directory and all three belong to that id, user and
+    // group: the container's root must write in them. See std::fs and
+    // std::os::unix::fs::chown.
+    todo!("make upper, work and merged in {container:?} for {owner:?}")
+}
+// ANCHOR_END: container_dirs
+
+// ANCHOR: options
+/// The mount options: the lower layers top first (the last of the
+/// image's list is the top), then the upper and work directories, each
+/// named by its descriptor.
+fn options(opened: &Opened, userxattr: bool) -> String {
+    // TODO(ch7): the overlay's mount options, as overlayfs reads them:
+    // `lowerdir=A:B:C,upperdir=U,workdir=W`, and `,userxattr` when
+    // `userxattr` is set. In `lowerdir`, the top layer comes first; the
+    // image's list (`opened.lower`) is bottom first. Name each directory
+    // by its descriptor, `/proc/self/fd/N` (see `as_raw_fd`): sixty
+    // layers of long paths would not fit in the page the kernel takes.
+    // https://docs.kernel.org/filesystems/overlayfs.html
+    todo!("options of {} layers, userxattr {userxattr}", opened.lower.len())
+}
+// ANCHOR_END: options
+
+// ANCHOR: mount
+/// In the child, in its own mount namespace: mount the overlay on its
+/// `merged` directory, and return the merged tree's root.
+pub fn mount_overlay(overlay: &Overlay) -> Result<OwnedFd> {
+    // Opened here: overlayfs takes no directory of the host's mounts
+    // once the child has mounts of its own.
+    let opened = Opened {
+        lower: overlay.lower.iter().map(|dir| open(dir)).collect::<Result<_>>()?,
+        upper: open(&overlay.upper)?,
+        work: open(&overlay.work)?,
+    };
+    let options = options(&opened, overlay.userxattr);
+    mount_on(&overlay.merged, &options).with_context(|| {
+        format!("mount overlay ({} layers)", overlay.lower.len())
+    })?;
+    open(&overlay.merged).context("open the merged tree")
+}
+
+/// Mount an overlayfs with `options` on `target`. No device node of an
+/// image works in it (nodev).
+fn mount_on(target: &Path, options: &str) -> Result<()> {
+    // TODO(ch7): mount an overlayfs with `options` on `target`, with
+    // MS_NODEV, so that no device node of an image works in it; trace
+    // the call first, as the other steps do. See mount(2) and
+    // nix::mount::mount; the file system's type and source are both
+    // `overlay`.
+    todo!("mount overlay on {target:?} with {options}")
+}
+// ANCHOR_END: mount
+
+/// Open a directory of the store, following no link at its end.
+fn open(dir: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open {}", dir.display()))
+}
+// ANCHOR_END: mount
+
+// ANCHOR: whiteout
+/// An archive's `.wh.NAME` in `dir`: a 0/0 character device named NAME,
+/// overlayfs's whiteout.
+pub fn make_whiteout(dir: &OwnedFd, name: &str) -> Result<()> {
+    // TODO(ch7): an archive says `.wh.NAME` where overlayfs wants a
+    // whiteout: make NAME in `dir` a character device numbered 0/0.
+    // See mknodat(2) (rustix::fs::mknodat, makedev).
+    todo!("make the whiteout {name} in {dir:?}")
+}
+
+/// An archive's `.wh..wh..opq` in `dir`: mark the directory opaque, for
+/// overlayfs as root and in a user namespace.
+pub fn make_opaque(dir: &OwnedFd) -> Result<()> {
+    // TODO(ch7): an archive says `.wh..wh..opq` in a directory that
+    // hides what lower layers hold in it: set each of OPAQUE_XATTRS to
+    // `y` on `dir`. See setxattr(2) (rustix::fs::fsetxattr).
+    todo!("mark {dir:?} opaque")
+}
+// ANCHOR_END: whiteout
+
+// ANCHOR: commit_whiteouts
+/// Whether an entry of an upper directory is overlayfs's whiteout.
+pub fn is_whiteout(meta: &fs::Metadata) -> bool {
+    // TODO(ch7): `commit` packs an upper directory: tell overlayfs's
+    // whiteouts from other files. A whiteout is a character device
+    // numbered 0/0 (see FileTypeExt and MetadataExt::rdev).
+    todo!("is {meta:?} a whiteout")
+}
+
+/// The archive's name for the whiteout at `path`: `.wh.NAME`.
+pub fn oci_whiteout(path: &Path) -> PathBuf {
+    // TODO(ch7): the name an archive gives the whiteout at `path`: the
+    // same directory, `.wh.` before the file name.
+    todo!("the archive's name of the whiteout {path:?}")
+}
+
+/// Whether overlayfs marked the directory at `path` opaque.
+pub fn is_opaque(path: &Path) -> Result<bool> {
+    for name in OPAQUE_XATTRS {
+        let mut value = [0u8; 1];
+        match rustix::fs::lgetxattr(path, name, &mut value[..]) {
+            Ok(1) if value == *b"y" => return Ok(true),
+            Ok(_)
+            | Err(rustix::io::Errno::NODATA | rustix::io::Errno::RANGE) => {}
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("read {name} of {}", path.display())
+                })
+            }
+        }
+    }
+    Ok(false)
+}
+// ANCHOR_END: commit_whiteouts
