@@ -3,7 +3,8 @@
 # Ubuntu: a static busybox for the images, and mdbook for the book.
 # Used by start.sh and by CI.
 #
-#   scripts/install-deps.sh        busybox-static, mdbook
+#   scripts/install-deps.sh        busybox-static, umoci, skopeo,
+#                                  docker-registry, mdbook
 #   scripts/install-deps.sh --vm   what scripts/vm-test.sh needs instead:
 #                                  busybox-static, qemu, and apt lists
 #                                  that know the cloud kernel
@@ -39,6 +40,13 @@ static_busybox() {
 packages=()
 if ! static_busybox; then
     packages+=(busybox-static)
+fi
+# Chapter 7's tests make images with umoci and skopeo, and pull them
+# from Debian's docker-registry.
+if [ "$vm" = no ]; then
+    for tool in umoci skopeo docker-registry; do
+        command -v "$tool" >/dev/null 2>&1 || packages+=("$tool")
+    done
 fi
 if [ "$vm" = yes ] && ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
     packages+=(qemu-system-x86)

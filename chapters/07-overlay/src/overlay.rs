@@ -39,7 +39,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 
-
 /// The name of an archive's opaque-directory marker.
 pub const OCI_OPAQUE: &str = ".wh..wh..opq";
 
@@ -117,7 +116,10 @@ fn options(opened: &Opened, userxattr: bool) -> String {
     // by its descriptor, `/proc/self/fd/N` (see `as_raw_fd`): sixty
     // layers of long paths would not fit in the page the kernel takes.
     // https://docs.kernel.org/filesystems/overlayfs.html
-    todo!("options of {} layers, userxattr {userxattr}", opened.lower.len())
+    todo!(
+        "options of {} layers, userxattr {userxattr}",
+        opened.lower.len()
+    )
 }
 // ANCHOR_END: options
 
@@ -128,7 +130,11 @@ pub fn mount_overlay(overlay: &Overlay) -> Result<OwnedFd> {
     // Opened here: overlayfs takes no directory of the host's mounts
     // once the child has mounts of its own.
     let opened = Opened {
-        lower: overlay.lower.iter().map(|dir| open(dir)).collect::<Result<_>>()?,
+        lower: overlay
+            .lower
+            .iter()
+            .map(|dir| open(dir))
+            .collect::<Result<_>>()?,
         upper: open(&overlay.upper)?,
         work: open(&overlay.work)?,
     };

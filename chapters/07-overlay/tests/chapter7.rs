@@ -522,43 +522,67 @@ fn layer_tar(files: &[(&str, &[u8], u32)], links: &[(&str, &str)]) -> Vec<u8> {
 /// /etc/passwd with a user `app` (uid 1000).
 fn base_layer() -> Vec<u8> {
     let busybox = std::fs::read(rootfs().join("bin/busybox")).unwrap();
-    let passwd = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+    let passwd =
+        b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
     let group = b"root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
     let applets = ["sh", "cat", "ls", "id", "pwd", "echo", "test"];
-    let links: Vec<(String, &str)> =
-        applets.iter().map(|a| (format!("bin/{a}"), "busybox")).collect();
-    let links: Vec<(&str, &str)> = links.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let links: Vec<(String, &str)> = applets
+        .iter()
+        .map(|a| (format!("bin/{a}"), "busybox"))
+        .collect();
+    let links: Vec<(&str, &str)> =
+        links.iter().map(|(n, t)| (n.as_str(), *t)).collect();
     layer_tar(
-        &[("bin/busybox", &busybox, 0o755), ("etc/passwd", passwd, 0o644), ("etc/group", group, 0o644)],
+        &[
+            ("bin/busybox", &busybox, 0o755),
+            ("etc/passwd", passwd, 0o644),
+            ("etc/group", group, 0o644),
+        ],
         &links,
     )
 }
 
 /// What `docker save` writes for one image of `layers` named `name`,
 /// with `run` as its config's `config`.
-fn docker_archive(path: &Path, name: &str, run: serde_json::Value, layers: &[Vec<u8>]) {
+fn docker_archive(
+    path: &Path,
+    name: &str,
+    run: serde_json::Value,
+    layers: &[Vec<u8>],
+) {
     use sha2::Digest;
     let hex = |bytes: &[u8]| format!("{:x}", sha2::Sha256::digest(bytes));
-    let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", hex(l))).collect();
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("sha256:{}", hex(l)))
+        .collect();
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "config": run,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     });
     let config = serde_json::to_vec(&config).unwrap();
     let config_name = format!("{}.json", hex(&config));
-    let layer_names: Vec<String> = layers.iter().map(|l| format!("{}/layer.tar", hex(l))).collect();
+    let layer_names: Vec<String> = layers
+        .iter()
+        .map(|l| format!("{}/layer.tar", hex(l)))
+        .collect();
     let manifest = serde_json::json!([{
         "Config": config_name, "RepoTags": [name], "Layers": layer_names,
     }]);
     let mut files = vec![
-        ("manifest.json".to_string(), serde_json::to_vec(&manifest).unwrap()),
+        (
+            "manifest.json".to_string(),
+            serde_json::to_vec(&manifest).unwrap(),
+        ),
         (config_name, config),
     ];
     for (name, layer) in layer_names.iter().zip(layers) {
         files.push((name.clone(), layer.clone()));
     }
-    let files: Vec<(&str, &[u8], u32)> =
-        files.iter().map(|(n, d)| (n.as_str(), d.as_slice(), 0o644)).collect();
+    let files: Vec<(&str, &[u8], u32)> = files
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice(), 0o644))
+        .collect();
     std::fs::write(path, layer_tar(&files, &[])).unwrap();
 }
 
@@ -574,7 +598,11 @@ fn the_image_config_says_what_runs_where_and_as_whom() {
         "User": "app",
     });
     docker_archive(&archive, "app:1", run, &[base_layer()]);
-    tincan_in(state.path()).args(["image", "load"]).arg(&archive).run().expect_status(0);
+    tincan_in(state.path())
+        .args(["image", "load"])
+        .arg(&archive)
+        .run()
+        .expect_status(0);
     let out = run_ok(state.path(), &["--rm"], "app:1", &[]);
     assert_eq!(out, "hello from /srv/app as 1000:1000 50\n");
     // A command given replaces Cmd, not Entrypoint.
@@ -590,7 +618,8 @@ fn an_image_of_sixty_layers_runs_with_later_layers_on_top() {
     for n in 1..60 {
         let name = format!("layers/{n}");
         let text = format!("{n}\n");
-        let mut files: Vec<(&str, &[u8], u32)> = vec![(&name, text.as_bytes(), 0o644)];
+        let mut files: Vec<(&str, &[u8], u32)> =
+            vec![(&name, text.as_bytes(), 0o644)];
         // Each layer also rewrites one file: the top one wins.
         files.push(("top", text.as_bytes(), 0o644));
         if n == 30 {
@@ -600,7 +629,23 @@ fn an_image_of_sixty_layers_runs_with_later_layers_on_top() {
         layers.push(layer_tar(&files, &[]));
     }
     docker_archive(&archive, "tall:60", serde_json::json!({}), &layers);
-    tincan_in(state.path()).args(["image", "load"]).arg(&archive).run().expect_status(0);
-    let out = run_ok(state.path(), &["--rm"], "tall:60", &["sh", "-c", "cat /top; ls /layers | wc -l; cat /layers/10 2>&1; true"]);
-    assert_eq!(out, "59\n58\ncat: can't open '/layers/10': No such file or directory\n");
+    tincan_in(state.path())
+        .args(["image", "load"])
+        .arg(&archive)
+        .run()
+        .expect_status(0);
+    let out = run_ok(
+        state.path(),
+        &["--rm"],
+        "tall:60",
+        &[
+            "sh",
+            "-c",
+            "cat /top; ls /layers | wc -l; cat /layers/10 2>&1; true",
+        ],
+    );
+    assert_eq!(
+        out,
+        "59\n58\ncat: can't open '/layers/10': No such file or directory\n"
+    );
 }

@@ -141,7 +141,11 @@ pub fn mount_overlay(overlay: &Overlay) -> Result<OwnedFd> {
     // Opened here: overlayfs takes no directory of the host's mounts
     // once the child has mounts of its own.
     let opened = Opened {
-        lower: overlay.lower.iter().map(|dir| open(dir)).collect::<Result<_>>()?,
+        lower: overlay
+            .lower
+            .iter()
+            .map(|dir| open(dir))
+            .collect::<Result<_>>()?,
         upper: open(&overlay.upper)?,
         work: open(&overlay.work)?,
     };
@@ -155,7 +159,10 @@ pub fn mount_overlay(overlay: &Overlay) -> Result<OwnedFd> {
 /// Mount an overlayfs with `options` on `target`. No device node of an
 /// image works in it (nodev).
 fn mount_on(target: &Path, options: &str) -> Result<()> {
-    trace!("mount(overlay, {}, overlay, MS_NODEV, {options})", target.display());
+    trace!(
+        "mount(overlay, {}, overlay, MS_NODEV, {options})",
+        target.display()
+    );
     mount(
         Some("overlay"),
         target,

@@ -1,39 +1,38 @@
 //! `pull`: an image from a registry, over the OCI distribution API
 //! (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md>),
-//! as `docker pull` fetches it. On the wire, every path under
-//! `/v2/<repository>/`:
+//! as `docker pull` fetches it. On the wire:
 //!
-//! 1. `GET /v2/` first, as Docker does: it says the registry is there,
-//!    and over which scheme.
-//! 2. `GET manifests/<tag or digest>`, accepting OCI's and Docker's
-//!    manifests and indexes. A registry that hands out tokens answers
-//!    401, `WWW-Authenticate: Bearer realm="...",service="..."`; the
+//! 1. `GET /v2/`, as Docker does first: any answer says the registry is
+//!    there, and over which scheme.
+//! 2. `GET /v2/<repository>/manifests/<tag or digest>`, accepting OCI's
+//!    and Docker's manifests and indexes. A registry that hands out
+//!    tokens answers 401, `WWW-Authenticate: Bearer realm=...`; the
 //!    realm gives an anonymous token for `repository:<repository>:pull`,
 //!    and the request is made again with it
 //!    (<https://distribution.github.io/distribution/spec/auth/token/>).
 //! 3. An index (Docker's manifest list) names a manifest per platform:
-//!    the one for linux on this machine's architecture is fetched, by
-//!    digest.
-//! 4. `GET blobs/<digest>` for the image config, then for each layer
-//!    the store does not have yet.
+//!    linux on this machine's architecture is fetched, by digest.
+//! 4. `GET /v2/<repository>/blobs/<digest>` for the image config, then
+//!    for each layer the store does not have yet.
 //!
 //! Everything is checked against its digest as it comes: the manifest
 //! when pulled by digest, the config, each layer as it downloads, and
-//! each layer again as it unpacks (its diff id, in the config). Nothing
-//! reaches the store before its check passes, so that neither the
-//! registry nor anything on the way can slip in other bytes.
+//! again as it unpacks (its diff id, in the config). Nothing reaches the
+//! store before its check passes: neither the registry nor anything on
+//! the way can slip in other bytes.
 //!
 //! Docker Hub is `docker.io` in names, `registry-1.docker.io` on the
-//! wire. HTTPS always; plain HTTP only for a registry on this machine
-//! or one given `--insecure`, when HTTPS fails, as Docker treats its
-//! insecure registries.
+//! wire. HTTPS always; plain HTTP, when HTTPS fails, only for a registry
+//! on this machine or one given `--insecure`, as Docker treats its
+//! insecure registries. On a terminal, a line per layer shows how it
+//! goes, as in `docker pull`; elsewhere, one line at the end.
 //!
 //! Simpler than Docker: one layer at a time (Docker fetches three at
 //! once), no resumed downloads, no mirrors, no credentials (anonymous
 //! tokens only: there is no `login`), sha256 only.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Seek, Write};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -100,8 +99,8 @@ pub fn pull(
     if manifest.config.is_none() {
         let entry = pick_platform(&manifest.manifests)
             .with_context(|| format!("manifest {wanted}"))?;
-        let digest = parse_digest(wanted, &entry.digest)?;
-        manifest = registry.manifest(&digest, Some(&digest))?;
+        check_digest(&format!("manifest {wanted}"), &entry.digest)?;
+        manifest = registry.manifest(&entry.digest, Some(&entry.digest))?;
     }
     let Some(config) = &manifest.config else {
         bail!("manifest {wanted}: neither an image's manifest nor an index");
@@ -114,20 +113,22 @@ pub fn pull(
     if diff_ids.len() != manifest.layers.len() {
         bail!("manifest {wanted}: its layers are not its config's");
     }
+    for diff_id in &diff_ids {
+        check_digest(&format!("config {}", config.digest), diff_id)?;
+    }
 
-    // One line per layer, as `docker pull` draws them, on a terminal.
-    let terminal = std::io::stderr().is_terminal();
-    let lines = MultiProgress::with_draw_target(match terminal {
-        true => ProgressDrawTarget::stderr(),
-        false => ProgressDrawTarget::hidden(),
-    });
+    // One line per layer, as `docker pull` draws them, on a terminal
+    // (indicatif draws nothing elsewhere, nor where TERM is dumb).
+    let target = ProgressDrawTarget::stderr();
+    let drawn = !target.is_hidden();
+    let lines = MultiProgress::with_draw_target(target);
     let (mut new, mut downloaded) = (0, 0);
     for (layer, diff_id) in manifest.layers.iter().zip(&diff_ids) {
-        // A diff id becomes a path in the store: only a digest will do.
-        parse_digest(wanted, diff_id)?;
-        let bar = lines.add(ProgressBar::new(layer.size));
-        bar.set_style(ProgressStyle::with_template("{prefix}: {msg}")?);
-        bar.set_prefix(short_id(&layer.digest).to_string());
+        let bar = ProgressBar::new(layer.size)
+            .with_style(ProgressStyle::with_template("{prefix}: {msg}")?)
+            .with_prefix(short_id(&layer.digest).to_string())
+            .with_message("Pulling fs layer");
+        let bar = lines.add(bar);
         if store.has_layer(diff_id) {
             bar.finish_with_message("Already exists");
         } else {
@@ -139,7 +140,7 @@ pub fn pull(
     let image = store.add_image(&raw)?;
     let _lock = store.lock()?;
     store.tag(reference, &image.id)?;
-    if !terminal {
+    if !drawn {
         eprintln!(
             "pulled {reference}: {} layers ({new} new), {} downloaded",
             diff_ids.len(),
@@ -209,7 +210,8 @@ impl Registry {
             request.call().with_context(|| format!("GET {url}"))
         };
         let mut response = send(&self.token)?;
-        if response.status() == 401 && self.token.is_none() {
+        // Asked for a token, or a new one (they last minutes): once.
+        if response.status() == 401 {
             let token = Some(self.fetch_token(&response)?);
             response = send(&token)?;
             self.token = token;
@@ -228,15 +230,13 @@ impl Registry {
             .get("www-authenticate")
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default();
-        let Some(realm) = challenge
-            .strip_prefix("Bearer ")
-            .and_then(|params| challenge_param(params, "realm"))
-        else {
+        let params = challenge.strip_prefix("Bearer ").unwrap_or_default();
+        let Some(realm) = challenge_param(params, "realm") else {
             bail!("the registry wants credentials ({challenge:?})");
         };
         let scope = format!("repository:{}:pull", self.repository);
         let mut request = self.agent.get(&realm).query("scope", scope);
-        if let Some(service) = challenge_param(challenge, "service") {
+        if let Some(service) = challenge_param(params, "service") {
             request = request.query("service", service);
         }
         trace!("GET {realm} (a token)");
@@ -273,9 +273,8 @@ impl Registry {
         }
         let manifest: Manifest =
             serde_json::from_slice(&bytes).with_context(what)?;
-        // Digests become paths: only well-formed ones are let in.
         for blob in manifest.config.iter().chain(&manifest.layers) {
-            parse_digest(name, &blob.digest)?;
+            check_digest(&what(), &blob.digest)?;
         }
         Ok(manifest)
     }
@@ -329,23 +328,20 @@ impl Registry {
     ) -> Result<()> {
         let scratch = store.scratch()?;
         let path = scratch.path().join("blob");
-        let mut file = File::options()
-            .create_new(true)
-            .read(true)
-            .write(true)
-            .open(&path)
+        let mut file = File::create(&path)
             .with_context(|| format!("create {}", path.display()))?;
         let downloading = "{prefix}: Downloading [{bar:40}] \
                            {decimal_bytes}/{decimal_total_bytes}";
         let style = ProgressStyle::with_template(downloading)?;
         bar.set_style(style.progress_chars("=> "));
         self.blob(layer, &mut file, bar)?;
-        bar.set_style(ProgressStyle::with_template("{prefix}: Extracting")?);
-        file.rewind()?;
+        bar.set_style(ProgressStyle::with_template("{prefix}: {msg}")?);
+        bar.set_message("Extracting");
+        let file = File::open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
         store
             .add_layer(file, Some(diff_id))
             .with_context(|| format!("blob {}", layer.digest))?;
-        bar.set_style(ProgressStyle::with_template("{prefix}: {msg}")?);
         bar.finish_with_message("Pull complete");
         Ok(())
     }
@@ -370,6 +366,15 @@ fn pick_platform(manifests: &[Descriptor]) -> Result<&Descriptor> {
         .map(|name| name.trim_end_matches('/').to_string())
         .collect();
     bail!("no image for linux/{arch}, only for {}", offered.join(", "))
+}
+
+/// Digests from a registry become paths in the store: only
+/// `sha256:<64 hex digits>` is let in.
+fn check_digest(what: &str, digest: &str) -> Result<()> {
+    match parse_digest(digest, digest) {
+        Ok(_) => Ok(()),
+        Err(_) => bail!("{what}: {digest:?} is not a sha256 digest"),
+    }
 }
 
 /// Whether plain HTTP may be tried: for a registry on this machine, or

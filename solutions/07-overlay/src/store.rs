@@ -58,10 +58,6 @@ pub struct Image {
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Config {
     #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
-    #[serde(default)]
     pub created: Option<String>,
     #[serde(default)]
     pub config: RunConfig,

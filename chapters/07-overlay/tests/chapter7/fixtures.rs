@@ -30,11 +30,7 @@ pub enum Change<'a> {
 /// test root file system as its first layer, then one layer for each
 /// list of changes. Returns the layout's directory; another call with
 /// the same `scratch` adds another tag to the same layout.
-///
-/// ```ignore
-/// let layout = fixtures::oci_layout(dir, "1", &[&[Change::Write("/a", "x")]]);
-/// fixtures::skopeo(&["copy", &format!("oci:{}:1", layout.display()), ...]);
-/// ```
+/// `skopeo copy oci:LAYOUT:TAG ...` then copies the image elsewhere.
 pub fn oci_layout(scratch: &Path, tag: &str, layers: &[&[Change]]) -> PathBuf {
     let layout = scratch.join("oci");
     if !layout.exists() {
@@ -45,7 +41,7 @@ pub fn oci_layout(scratch: &Path, tag: &str, layers: &[&[Change]]) -> PathBuf {
     let bundle = scratch.join(format!("bundle-{tag}"));
     umoci(&["unpack", "--image", &image, &path(&bundle)]);
     let files = bundle.join("rootfs");
-    // `cp -a` keeps what the layer must hold: hard links, owners, modes.
+    // `cp -a` keeps what the layer must hold: owners, modes, times.
     let copied = Command::new("cp")
         .arg("-a")
         .arg(rootfs().join("."))
@@ -174,7 +170,9 @@ pub fn rewrite_archive(file: &Path, mut edit: impl FnMut(&str, &mut Vec<u8>)) {
             entry.read_to_end(&mut content).unwrap();
             edit(&name, &mut content);
             header.set_size(content.len() as u64);
-            output.append_data(&mut header, &name, &content[..]).unwrap();
+            output
+                .append_data(&mut header, &name, &content[..])
+                .unwrap();
         } else {
             let target = entry.link_name().unwrap().map(|t| t.into_owned());
             match target {
