@@ -26,7 +26,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -73,6 +73,7 @@ struct Document {
 }
 
 /// The archive's regular files, copied out, and its links.
+#[derive(Default)]
 struct Extracted {
     /// A name in the archive (`blobs/sha256/ab..`), and its copy.
     files: HashMap<String, PathBuf>,
@@ -109,12 +110,11 @@ pub fn load(store: &Store, file: &Path) -> Result<Vec<String>> {
             let layers = manifest.layers.iter().map(|l| blob_name(&l.digest));
             let layers = layers.collect::<Result<Vec<_>>>()?;
             let id = add_image(store, &archive, &config, &layers)?;
-            let names =
-                oci_name(&descriptor.annotations).map(|n| Reference::parse(n));
+            let names = oci_name(&descriptor.annotations).map(Reference::parse);
             loaded.push((names.into_iter().collect::<Result<_>>()?, id));
         }
     } else {
-        bail!("neither manifest.json (docker save) nor index.json (OCI)");
+        bail!("no manifest.json (docker save) or index.json (OCI layout)");
     }
     // Every image is in the store: now name them.
     let _lock = store.lock()?;
@@ -142,12 +142,9 @@ fn add_image(
     let config: Config =
         serde_json::from_slice(raw).context("an image config")?;
     let diff_ids = &config.rootfs.diff_ids;
-    if diff_ids.len() != layers.len() {
-        bail!(
-            "{} layers, but {} in its config",
-            layers.len(),
-            diff_ids.len()
-        );
+    let (have, want) = (layers.len(), diff_ids.len());
+    if have != want {
+        bail!("{have} layers, but its config lists {want}");
     }
     for (name, diff_id) in layers.iter().zip(diff_ids) {
         if store.has_layer(diff_id) {
@@ -177,37 +174,33 @@ fn image_manifest(
     if document.config.is_some() {
         return Ok(document);
     }
+    let arch = oci_architecture();
     let ours = |d: &&Descriptor| {
-        d.platform.as_ref().is_some_and(|p| {
-            p.os == "linux" && p.architecture == oci_architecture()
-        })
+        let platform = d.platform.as_ref();
+        platform.is_some_and(|p| p.os == "linux" && p.architecture == arch)
     };
     let manifests = &document.manifests;
     let chosen = match manifests.iter().find(ours) {
         Some(chosen) => chosen,
         None if manifests.len() == 1 => &manifests[0],
-        None => bail!(
-            "index {}: no image for linux/{}",
-            descriptor.digest,
-            oci_architecture()
-        ),
+        None => bail!("index {}: no image for linux/{arch}", descriptor.digest),
     };
     image_manifest(archive, chosen, depth + 1)
 }
 
 /// The image's full name, if the layout says it: containerd and Docker
 /// write it whole; `skopeo` writes the tag alone, which names nothing.
-fn oci_name(annotations: &BTreeMap<String, String>) -> Option<&String> {
+fn oci_name(annotations: &BTreeMap<String, String>) -> Option<&str> {
     let full = annotations.get("io.containerd.image.name");
     let reference = annotations.get("org.opencontainers.image.ref.name");
-    full.or(reference.filter(|r| r.contains([':', '/'])))
+    let name = full.or(reference.filter(|r| r.contains([':', '/'])));
+    name.map(String::as_str)
 }
 
 /// Copy the archive's regular files to `dir`, each under a number.
 fn extract(file: &Path, dir: &Path) -> Result<Extracted> {
-    let opened =
-        File::open(file).with_context(|| format!("open {}", file.display()))?;
-    let mut input = BufReader::new(opened);
+    // The caller's context names the file.
+    let mut input = BufReader::new(File::open(file)?);
     // A gzipped archive starts with gzip's magic number.
     let gzipped = input.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let input: Box<dyn Read> = if gzipped {
@@ -215,18 +208,15 @@ fn extract(file: &Path, dir: &Path) -> Result<Extracted> {
     } else {
         Box::new(input)
     };
-    let mut extracted = Extracted {
-        files: HashMap::new(),
-        links: HashMap::new(),
-    };
+    let mut extracted = Extracted::default();
     let mut tar = tar::Archive::new(input);
     for (n, entry) in tar.entries()?.enumerate() {
         let mut entry = entry.context("read the archive")?;
         let bytes = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&bytes).into_owned();
-        let parts = components(&bytes).with_context(|| {
-            format!("entry {shown}: not a name inside the archive")
-        })?;
+        // Absolute, or with `..`: a name for a file out of the archive.
+        let parts = components(&bytes)
+            .map_err(|_| anyhow!("entry {shown}: leads out of the archive"))?;
         let name = join(&parts);
         let kind = entry.header().entry_type();
         if kind.is_file() {

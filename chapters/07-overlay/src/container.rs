@@ -2,17 +2,21 @@
 //! which order, and who undoes it.
 //!
 //! Two processes share the work. The runtime makes what lives on the
-//! host (the cgroup), clones the child into its new PID and user
-//! namespaces, then does for the child what only it can do from outside
+//! host (the container's directory, with its record and writable layer;
+//! the cgroup), clones the child into its new PID and user namespaces, then does for the child what only it can do from outside
 //! (the cgroup's `cgroup.procs`, the id maps) while the child waits on
 //! the go pipe. The child, told to go, becomes the container: its ids,
-//! its other namespaces, its root file system, then the command.
+//! its other namespaces, its root file system (the image's layers and
+//! its own, stacked by overlayfs), then the command: the image's, unless
+//! one was given, in the image's working directory, as the image's user.
 //!
 //! ```text
 //! runtime                              child
 //! -------                              -----
 //! stdin, stdout, stderr checked
 //! undo list, watchdog
+//! container's directory (registered,
+//!   then made): record, upper, work
 //! cgroup (registered, then made)
 //! block signals, make pipes
 //! clone ------------------------------> wait for go
@@ -21,11 +25,16 @@
 //!                                        close inherited files
 //!                                        become root (--userns)
 //!                                        parent-death signal
-//!                                        namespaces, root file system
+//!                                        namespaces, overlay mount,
+//!                                          root file system
+//!                                        working directory
 //!                                        capabilities, seccomp
+//!                                        the image's user
 //! read the error pipe <--------------    exec (or report the error)
+//! keep the container (unless --rm)
 //! wait, forwarding signals
-//! report OOM kills; undo the list
+//! report OOM kills; record the status;
+//! undo the list
 //! ```
 //!
 //! The order is not a matter of taste. Each rule is kept by the code's
@@ -37,8 +46,13 @@
 //! - the cgroup namespace is made after the child is in its cgroup:
 //!   [`enter_container`] needs the `Go` the go pipe gives;
 //! - the parent-death signal is asked for after the ids change, which
-//!   clear it: checked before exec, by
-//!   `process::still_dies_with_the_runtime`;
+//!   clear it (and again after the image's user is taken on): checked
+//!   before exec, by `process::still_dies_with_the_runtime`;
+//! - the overlay is mounted by the child, in its own mount namespace:
+//!   no mount of the host's can be left behind;
+//! - a container that started is taken off the undo list (kept, as
+//!   Docker keeps it) only once its command runs: a start that fails
+//!   leaves nothing;
 //! - root's powers are cut down (capabilities, then no_new_privs, then
 //!   the seccomp filter, which refuses mount) only once every mount is
 //!   made, in [`start`];

@@ -116,10 +116,8 @@ fn options(opened: &Opened, userxattr: bool) -> String {
     // by its descriptor, `/proc/self/fd/N` (see `as_raw_fd`): sixty
     // layers of long paths would not fit in the page the kernel takes.
     // https://docs.kernel.org/filesystems/overlayfs.html
-    todo!(
-        "options of {} layers, userxattr {userxattr}",
-        opened.lower.len()
-    )
+    let Opened { lower, upper, work } = opened;
+    todo!("options of {lower:?}, {upper:?}, {work:?}, {userxattr}")
 }
 // ANCHOR_END: options
 
@@ -166,7 +164,6 @@ fn open(dir: &Path) -> Result<OwnedFd> {
     )
     .with_context(|| format!("open {}", dir.display()))
 }
-// ANCHOR_END: mount
 
 // ANCHOR: whiteout
 /// An archive's `.wh.NAME` in `dir`: a 0/0 character device named NAME,

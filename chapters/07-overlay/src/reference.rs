@@ -63,6 +63,13 @@ impl Reference {
         } else {
             registry
         };
+        // An official image of Docker Hub, named with its registry.
+        let repository = if registry == DOCKER_HUB && !repository.contains('/')
+        {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
         check_repository(text, &repository)?;
         let tag = tag.unwrap_or("latest");
         check_tag(text, tag)?;

@@ -1,13 +1,16 @@
-//! The container's root file system: a directory that becomes its `/`.
+//! The container's root file system: an image's layers, stacked, that
+//! become its `/`.
 //!
-//! The image (see `image.rs`) is a directory holding the files of a
-//! Linux system: `bin/`, `etc/`, and so on. Chapter 2 made it the root
-//! with chroot, which a root process can walk back out of. Here the
-//! child, in its own mount namespace, makes it the root of the *mount
-//! tree* instead, and throws the host's tree away:
+//! The image's layers (see `image.rs` and `store.rs`) are directories
+//! holding the files of a Linux system: `bin/`, `etc/`, and so on.
+//! Chapter 2 made one the root with chroot, which a root process can
+//! walk back out of. Here the child, in its own mount namespace, makes
+//! them the root of the *mount tree* instead, and throws the host's tree
+//! away:
 //!
-//! 1. bind-mount the image onto itself, so that it is a mount point, as
-//!    pivot_root requires (and no device node of the image works);
+//! 1. mount the overlay of the image's layers and the container's own
+//!    writable one (see `overlay.rs`): a mount point, as pivot_root
+//!    requires, in which no device node of the image works;
 //! 2. mount what a Linux program expects to find inside it: /proc,
 //!    /sys (read-only), and a fresh /dev on a tmpfs, with only the
 //!    standard devices, /dev/pts and /dev/shm;
@@ -42,8 +45,7 @@
 //!
 //! Simpler than a production runtime: the list of mounts, devices and
 //! masked paths is fixed here (runc reads it from the bundle's
-//! config.json), and the image is used in place, writable: chapter 7
-//! gives each container a copy-on-write layer of its own.
+//! config.json).
 
 use std::os::fd::OwnedFd;
 use std::path::Path;

@@ -37,7 +37,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::image::state_dir;
-use crate::reference::Reference;
+use crate::reference::{self, Reference};
 use crate::trace;
 use crate::{layer, namespaces};
 
@@ -57,10 +57,6 @@ pub struct Image {
 /// the whole file: its hash is the image's id.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Config {
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
     #[serde(default)]
     pub created: Option<String>,
     #[serde(default)]
@@ -483,6 +479,10 @@ impl Drop for Scratch {
 fn parse_image(id: &str, raw: Vec<u8>) -> Result<Image> {
     let config: Config = serde_json::from_slice(&raw)
         .with_context(|| format!("image {id}: its config"))?;
+    // A diff id names a directory of the store: nothing but a digest.
+    for diff_id in &config.rootfs.diff_ids {
+        reference::parse_digest(&format!("image {id}: layer"), diff_id)?;
+    }
     Ok(Image {
         id: id.to_string(),
         config,

@@ -183,7 +183,6 @@ fn open(dir: &Path) -> Result<OwnedFd> {
     )
     .with_context(|| format!("open {}", dir.display()))
 }
-// ANCHOR_END: mount
 
 // ANCHOR: whiteout
 /// An archive's `.wh.NAME` in `dir`: a 0/0 character device named NAME,
