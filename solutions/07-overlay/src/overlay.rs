@@ -231,8 +231,14 @@ pub fn is_opaque(path: &Path) -> Result<bool> {
         let mut value = [0u8; 1];
         match rustix::fs::lgetxattr(path, name, &mut value[..]) {
             Ok(1) if value == *b"y" => return Ok(true),
+            // No such attribute, or none of its kind on this file
+            // system (`user.*` on tmpfs before Linux 6.6).
             Ok(_)
-            | Err(rustix::io::Errno::NODATA | rustix::io::Errno::RANGE) => {}
+            | Err(
+                rustix::io::Errno::NODATA
+                | rustix::io::Errno::RANGE
+                | rustix::io::Errno::OPNOTSUPP,
+            ) => {}
             Err(err) => {
                 return Err(err).with_context(|| {
                     format!("read {name} of {}", path.display())
