@@ -32,10 +32,11 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 use flate2::read::MultiGzDecoder;
@@ -61,7 +62,10 @@ pub struct Unpacked {
 pub fn unpack(input: impl Read, dest: &Path) -> Result<Unpacked> {
     fs::create_dir(dest)
         .with_context(|| format!("create {}", dest.display()))?;
-    let root = open_path(dest)?;
+    let mut parents = Parents {
+        root: open_path(dest)?,
+        last: None,
+    };
     let mut input = BufReader::new(input);
     let head = input.fill_buf().context("read the layer")?;
     let stream: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
@@ -85,7 +89,7 @@ pub fn unpack(input: impl Read, dest: &Path) -> Result<Unpacked> {
             let mut entry = entry.context("layer: read the archive")?;
             let name = entry.path_bytes().into_owned();
             let shown = String::from_utf8_lossy(&name).into_owned();
-            size += unpack_entry(&root, &mut entry, &name)
+            size += unpack_entry(&mut parents, &mut entry, &name)
                 .with_context(|| format!("layer: entry {shown}"))?;
         }
     }
@@ -98,6 +102,30 @@ pub fn unpack(input: impl Read, dest: &Path) -> Result<Unpacked> {
     })
 }
 // ANCHOR_END: unpack
+
+/// The layer's directory, and the one the last entry went in, kept
+/// open: an archive lists a directory's entries together, so most
+/// entries share it. It never goes stale: an entry removes or replaces
+/// only names in its own directory, never that directory itself.
+struct Parents {
+    root: OwnedFd,
+    last: Option<(Vec<u8>, Rc<OwnedFd>)>,
+}
+
+impl Parents {
+    /// The directory `dirs` (made if missing), beneath the layer's.
+    fn get(&mut self, dirs: &[&[u8]]) -> Result<Rc<OwnedFd>> {
+        let key = dirs.join(&b'/');
+        if let Some((cached, dir)) = &self.last {
+            if *cached == key {
+                return Ok(Rc::clone(dir));
+            }
+        }
+        let dir = Rc::new(open_beneath(&self.root, dirs, true)?);
+        self.last = Some((key, Rc::clone(&dir)));
+        Ok(dir)
+    }
+}
 
 /// A reader that hashes what goes through it.
 struct Hashing<R> {
@@ -131,7 +159,7 @@ pub fn components(name: &[u8]) -> Result<Vec<&[u8]>> {
 
 /// Unpack one entry beneath `root`; return the bytes it holds.
 fn unpack_entry<R: Read>(
-    root: &OwnedFd,
+    parents: &mut Parents,
     entry: &mut tar::Entry<R>,
     name: &[u8],
 ) -> Result<u64> {
@@ -139,7 +167,9 @@ fn unpack_entry<R: Read>(
     let Some((last, dirs)) = parts.split_last() else {
         return Ok(0); // `./`: the layer's own directory
     };
-    let parent = open_beneath(root, dirs, true)?;
+    let parent = parents.get(dirs)?;
+    let parent = parent.as_ref();
+    let root = &parents.root;
     let last = Path::new(std::ffi::OsStr::from_bytes(last));
     // ANCHOR: whiteouts
     if let Some(hidden) = last.to_str().and_then(|n| n.strip_prefix(".wh.")) {
@@ -338,7 +368,7 @@ fn remove_existing(parent: &OwnedFd, name: &Path) -> Result<()> {
     }
 }
 
-fn set_mtime(parent: &OwnedFd, name: &Path, mtime: i64) -> Result<()> {
+fn set_mtime(parent: impl AsFd, name: &Path, mtime: i64) -> Result<()> {
     let time = Timespec {
         tv_sec: mtime,
         tv_nsec: 0,
@@ -509,14 +539,5 @@ fn copy_tree(
         let mode = fs::Permissions::from_mode(meta.mode() & 0o7777);
         fs::set_permissions(to, mode)?;
     }
-    let time = Timespec {
-        tv_sec: meta.mtime(),
-        tv_nsec: 0,
-    };
-    let times = Timestamps {
-        last_access: time,
-        last_modification: time,
-    };
-    utimensat(CWD, to, &times, AtFlags::SYMLINK_NOFOLLOW)?;
-    Ok(())
+    set_mtime(CWD, to, meta.mtime())
 }
