@@ -62,7 +62,13 @@ pub fn images() -> Result<u8> {
                 listed.reference.familiar_repository(),
                 listed.reference.tag.clone(),
                 short_id(&listed.image.id).to_string(),
-                created.map_or("N/A".into(), |c| c.chars().take(19).collect()),
+                created.as_deref().and_then(image::parse_rfc3339).map_or(
+                    "N/A".into(),
+                    |then| {
+                        let age = containers::now().saturating_sub(then);
+                        format!("{} ago", containers::ago(age))
+                    },
+                ),
                 human_size(listed.size),
             ]
         })

@@ -229,7 +229,7 @@ fn start_time(pid: i32) -> Option<u64> {
 }
 
 /// `3 seconds`, `2 minutes`, as Docker rounds them.
-fn ago(seconds: u64) -> String {
+pub fn ago(seconds: u64) -> String {
     let (n, unit) = match seconds {
         0 => return "Less than a second".to_string(),
         1..=59 => (seconds, "second"),

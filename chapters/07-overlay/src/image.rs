@@ -149,6 +149,28 @@ fn add_and_tag(
     Ok(image)
 }
 
+/// The seconds since the epoch of an RFC 3339 time (`2026-11-28T17:00:00Z`
+/// or with a fraction and an offset, which are ignored: `image ls`
+/// rounds to the minute at best).
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        text.get(range)?.parse().ok()
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) =
+        (number(11..13)?, number(14..16)?, number(17..19)?);
+    // Days from civil, the inverse of `rfc3339`'s algorithm.
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86400 + hour * 3600 + minute * 60 + second;
+    u64::try_from(seconds).ok()
+}
+
 /// The config of an image made by `commit`: its parent's, with one more
 /// layer and a line of history.
 pub fn child_config(
@@ -279,3 +301,19 @@ fn build_busybox(busybox: &Path, root: &Path) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: busybox
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_rfc3339, rfc3339};
+
+    #[test]
+    fn times_go_to_rfc_3339_and_back() {
+        for seconds in [0, 951_782_400, 1_795_885_200, 4_107_542_399] {
+            assert_eq!(parse_rfc3339(&rfc3339(seconds)), Some(seconds));
+        }
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        let docker = "2024-11-11T00:00:00.123456789Z";
+        assert_eq!(parse_rfc3339(docker), Some(1_731_283_200));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+}
