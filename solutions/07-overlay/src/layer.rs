@@ -174,10 +174,10 @@ fn unpack_entry<R: Read>(
     // ANCHOR: whiteouts
     if let Some(hidden) = last.to_str().and_then(|n| n.strip_prefix(".wh.")) {
         if hidden == ".wh..opq" {
-            overlay::make_opaque(&parent)?;
+            overlay::make_opaque(parent)?;
         } else {
-            remove_existing(&parent, Path::new(hidden))?;
-            overlay::make_whiteout(&parent, hidden)?;
+            remove_existing(parent, Path::new(hidden))?;
+            overlay::make_whiteout(parent, hidden)?;
         }
         return Ok(0);
     }
@@ -189,12 +189,12 @@ fn unpack_entry<R: Read>(
     let mtime = i64::try_from(header.mtime()?).unwrap_or(0);
     let kind = header.entry_type();
     if kind != EntryType::Directory {
-        remove_existing(&parent, last)?;
+        remove_existing(parent, last)?;
     }
     match kind {
         EntryType::Regular | EntryType::Continuous => {
             let file = rustix::fs::openat(
-                &parent,
+                parent,
                 last,
                 OFlags::CREATE
                     | OFlags::EXCL
@@ -208,16 +208,16 @@ fn unpack_entry<R: Read>(
             // chown first: it clears set-uid bits.
             fchown(&file, Some(uid), Some(gid))?;
             fchmod(&file, mode)?;
-            set_mtime(&parent, last, mtime)?;
+            set_mtime(parent, last, mtime)?;
             Ok(size)
         }
         EntryType::Directory => {
-            match mkdirat(&parent, last, Mode::from_raw_mode(0o700)) {
+            match mkdirat(parent, last, Mode::from_raw_mode(0o700)) {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(err) => return Err(err.into()),
             }
             let dir =
-                open_beneath(&parent, &[last.as_os_str().as_bytes()], false)?;
+                open_beneath(parent, &[last.as_os_str().as_bytes()], false)?;
             fchown(&dir, Some(uid), Some(gid))?;
             fchmod(&dir, mode)?;
             Ok(0)
@@ -226,15 +226,15 @@ fn unpack_entry<R: Read>(
             let target = entry
                 .link_name_bytes()
                 .context("a symbolic link without a target")?;
-            symlinkat(target.as_ref(), &parent, last)?;
+            symlinkat(target.as_ref(), parent, last)?;
             chownat(
-                &parent,
+                parent,
                 last,
                 Some(uid),
                 Some(gid),
                 AtFlags::SYMLINK_NOFOLLOW,
             )?;
-            set_mtime(&parent, last, mtime)?;
+            set_mtime(parent, last, mtime)?;
             Ok(0)
         }
         EntryType::Link => {
@@ -255,7 +255,7 @@ fn unpack_entry<R: Read>(
                     )
                 })?;
             let name = std::ffi::OsStr::from_bytes(name);
-            linkat(&target_dir, name, &parent, last, AtFlags::empty())
+            linkat(&target_dir, name, parent, last, AtFlags::empty())
                 .with_context(|| {
                     format!(
                         "a hard link to {}, which is not in the layer",
@@ -265,9 +265,9 @@ fn unpack_entry<R: Read>(
             Ok(0)
         }
         EntryType::Fifo => {
-            mknodat(&parent, last, FileType::Fifo, mode, 0)?;
+            mknodat(parent, last, FileType::Fifo, mode, 0)?;
             chownat(
-                &parent,
+                parent,
                 last,
                 Some(uid),
                 Some(gid),
@@ -282,7 +282,7 @@ fn unpack_entry<R: Read>(
                 // Already an overlayfs whiteout (a layer packed from an
                 // upper directory as it is).
                 let name = last.to_string_lossy();
-                overlay::make_whiteout(&parent, &name)?;
+                overlay::make_whiteout(parent, &name)?;
             } else {
                 trace!("skip device node {}", String::from_utf8_lossy(name));
             }
