@@ -50,7 +50,8 @@ pub struct Resolved {
 // ANCHOR: resolve
 /// Turn the IMAGE argument into layers to stack. With `userns`, the
 /// layers are copies owned by the container's ids (see
-/// `Store::userns_layer`).
+/// `Store::userns_layer`); a directory is used as it is, and its files
+/// are `nobody`'s in the container (`image import` it to change them).
 pub fn resolve(image: &str, userns: bool) -> Result<Resolved> {
     // A path: `./root`, `/srv/root`, or a name with a slash that is a
     // directory here.
