@@ -39,7 +39,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 
-
 /// The name of an archive's opaque-directory marker.
 pub const OCI_OPAQUE: &str = ".wh..wh..opq";
 
