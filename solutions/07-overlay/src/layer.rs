@@ -157,6 +157,9 @@ pub fn components(name: &[u8]) -> Result<Vec<&[u8]>> {
     Ok(parts)
 }
 
+/// Change a link's own owner, not its target's.
+const NOFOLLOW: AtFlags = AtFlags::SYMLINK_NOFOLLOW;
+
 /// Unpack one entry beneath `root`; return the bytes it holds.
 fn unpack_entry<R: Read>(
     parents: &mut Parents,
@@ -227,13 +230,7 @@ fn unpack_entry<R: Read>(
                 .link_name_bytes()
                 .context("a symbolic link without a target")?;
             symlinkat(target.as_ref(), parent, last)?;
-            chownat(
-                parent,
-                last,
-                Some(uid),
-                Some(gid),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )?;
+            chownat(parent, last, Some(uid), Some(gid), NOFOLLOW)?;
             set_mtime(parent, last, mtime)?;
             Ok(0)
         }
@@ -247,32 +244,20 @@ fn unpack_entry<R: Read>(
             let Some((name, dirs)) = parts.split_last() else {
                 bail!("a hard link to the layer's own directory");
             };
+            let not_in_layer = || {
+                let target = String::from_utf8_lossy(&target);
+                format!("a hard link to {target}, which is not in the layer")
+            };
             let target_dir =
-                open_beneath(root, dirs, false).with_context(|| {
-                    format!(
-                        "a hard link to {}, which is not in the layer",
-                        String::from_utf8_lossy(&target)
-                    )
-                })?;
+                open_beneath(root, dirs, false).with_context(not_in_layer)?;
             let name = std::ffi::OsStr::from_bytes(name);
             linkat(&target_dir, name, parent, last, AtFlags::empty())
-                .with_context(|| {
-                    format!(
-                        "a hard link to {}, which is not in the layer",
-                        String::from_utf8_lossy(&target)
-                    )
-                })?;
+                .with_context(not_in_layer)?;
             Ok(0)
         }
         EntryType::Fifo => {
             mknodat(parent, last, FileType::Fifo, mode, 0)?;
-            chownat(
-                parent,
-                last,
-                Some(uid),
-                Some(gid),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )?;
+            chownat(parent, last, Some(uid), Some(gid), NOFOLLOW)?;
             Ok(0)
         }
         EntryType::Char | EntryType::Block => {
