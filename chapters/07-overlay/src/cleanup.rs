@@ -222,6 +222,26 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_undo_is_not_undone() {
+        let scratch = std::env::temp_dir()
+            .join(format!("tincan-keep-{}", std::process::id()));
+        std::fs::create_dir_all(scratch.join("upper")).unwrap();
+        {
+            let mut cleanup = Cleanup::new();
+            let undo = Undo::Container(scratch.clone());
+            cleanup.register(undo.clone()).unwrap();
+            cleanup.keep(&undo).unwrap();
+        }
+        let kept = scratch.exists();
+        std::fs::remove_dir_all(&scratch).ok();
+        assert!(kept, "a kept container's directory was removed");
+        // The watchdog hears of it as one line, which names the undo.
+        let line = format!("keep {}", Undo::Container(scratch).to_line());
+        let kept = line.strip_prefix("keep ").and_then(Undo::from_line);
+        assert!(matches!(kept, Some(Undo::Container(_))));
+    }
+
+    #[test]
     fn a_dropped_list_undoes_what_it_holds() {
         let scratch = std::env::temp_dir()
             .join(format!("tincan-cleanup-{}", std::process::id()));

@@ -32,7 +32,7 @@
 //! tokens only: there is no `login`), sha256 only.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -40,14 +40,13 @@ use indicatif::{
     MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle,
 };
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use ureq::http::Response;
 use ureq::{Agent, Body};
 
 use crate::commands::human_size;
 use crate::image::oci_architecture;
 use crate::reference::{parse_digest, Reference, DOCKER_HUB};
-use crate::store::{self, short_id, Image, Store};
+use crate::store::{self, expect_digest, short_id, Hashing, Image, Store};
 use crate::trace;
 
 /// The manifests `pull` understands: an image's, or an index of them,
@@ -267,9 +266,9 @@ impl Registry {
             .get(&format!("manifests/{name}"), MANIFEST_TYPES)
             .with_context(what)?;
         let bytes = response.body_mut().read_to_vec().with_context(what)?;
-        let actual = store::sha256_digest(&bytes);
-        if digest.is_some_and(|digest| digest != actual) {
-            bail!("manifest {name}: its content hashes to {actual}");
+        if let Some(digest) = digest {
+            let actual = store::sha256_digest(&bytes);
+            expect_digest(&what(), digest, &actual)?;
         }
         let manifest: Manifest =
             serde_json::from_slice(&bytes).with_context(what)?;
@@ -291,29 +290,15 @@ impl Registry {
         let response = self
             .get(&format!("blobs/{}", blob.digest), "*/*")
             .with_context(what)?;
-        let mut body = response.into_body().into_reader();
-        let (mut hash, mut size) = (Sha256::new(), 0);
-        let mut buffer = vec![0; 64 * 1024];
-        loop {
-            let n = body.read(&mut buffer).with_context(what)?;
-            if n == 0 {
-                break;
-            }
-            size += n as u64;
-            // A registry could send bytes forever: past the size the
-            // manifest gave, they are not the blob.
-            if size > blob.size {
-                bail!("{}: more than its {} bytes", what(), blob.size);
-            }
-            hash.update(&buffer[..n]);
-            out.write_all(&buffer[..n]).with_context(what)?;
-            bar.inc(n as u64);
+        // A registry could send bytes forever: past the size the
+        // manifest gave, they are not the blob.
+        let body = response.into_body().into_reader().take(blob.size + 1);
+        let mut hashing = Hashing::new(bar.wrap_read(body));
+        let size = io::copy(&mut hashing, out).with_context(what)?;
+        if size > blob.size {
+            bail!("{}: more than its {} bytes", what(), blob.size);
         }
-        let actual = format!("sha256:{:x}", hash.finalize());
-        if actual != blob.digest {
-            bail!("{}: its content hashes to {actual}", what());
-        }
-        Ok(())
+        expect_digest(&what(), &blob.digest, &hashing.digest())
     }
 
     /// Download a layer to a scratch file, then unpack it into the

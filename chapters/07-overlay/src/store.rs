@@ -194,12 +194,8 @@ impl Store {
         let scratch = self.scratch()?;
         let unpacked = layer::unpack(tar, &scratch.0.join("diff"))?;
         if let Some(expected) = expected {
-            if unpacked.diff_id != expected {
-                bail!(
-                    "layer {expected}: its content hashes to {}",
-                    unpacked.diff_id
-                );
-            }
+            let what = format!("layer {expected}");
+            expect_digest(&what, expected, &unpacked.diff_id)?;
         }
         fs::write(scratch.0.join("size"), unpacked.size.to_string())?;
         let place = self.layer_root(&unpacked.diff_id);
@@ -488,6 +484,43 @@ fn parse_image(id: &str, raw: Vec<u8>) -> Result<Image> {
         config,
         raw,
     })
+}
+
+/// A reader that hashes what goes through it: a layer or a blob is
+/// checked as it streams by, never read twice.
+pub struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Hashing<R> {
+    pub fn new(inner: R) -> Hashing<R> {
+        Hashing {
+            inner,
+            hash: Sha256::new(),
+        }
+    }
+
+    /// `sha256:` and the hex digest of what was read.
+    pub fn digest(self) -> String {
+        format!("sha256:{:x}", self.hash.finalize())
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Fail unless what `what` names hashed to `expected`.
+pub fn expect_digest(what: &str, expected: &str, found: &str) -> Result<()> {
+    if found != expected {
+        bail!("{what}: its content hashes to {found}");
+    }
+    Ok(())
 }
 
 /// `sha256:` and the hex digest of `bytes`.

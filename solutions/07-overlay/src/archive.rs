@@ -28,12 +28,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::image::oci_architecture;
 use crate::layer::components;
-use crate::reference::Reference;
-use crate::store::{Config, Store};
+use crate::reference::{parse_digest, Reference};
+use crate::store::{expect_digest, Config, Hashing, Store};
 
 /// An image of `docker save`'s `manifest.json`.
 #[derive(Deserialize)]
@@ -294,19 +293,13 @@ impl Extracted {
 
 /// The name of the blob `digest`: `sha256:ab..` is `blobs/sha256/ab..`.
 fn blob_name(digest: &str) -> Result<String> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 => Ok(format!("blobs/sha256/{hex}")),
-        _ => bail!("blob {digest}: not a sha256 digest"),
-    }
+    let digest = parse_digest(&format!("blob {digest}"), digest)?;
+    Ok(format!("blobs/sha256/{}", &digest["sha256:".len()..]))
 }
 
 /// Fail unless the file `copy` hashes to `digest`.
 fn check(copy: &Path, digest: &str) -> Result<()> {
-    let mut hash = Sha256::new();
-    io::copy(&mut File::open(copy)?, &mut hash)?;
-    let found = format!("sha256:{:x}", hash.finalize());
-    if found != digest {
-        bail!("blob {digest}: its content hashes to {found}");
-    }
-    Ok(())
+    let mut hashing = Hashing::new(File::open(copy)?);
+    io::copy(&mut hashing, &mut io::sink())?;
+    expect_digest(&format!("blob {digest}"), digest, &hashing.digest())
 }

@@ -46,9 +46,9 @@ use rustix::fs::{
     Timespec, Timestamps, Uid, CWD,
 };
 use rustix::io::Errno;
-use sha2::{Digest, Sha256};
 use tar::EntryType;
 
+use crate::store::Hashing;
 use crate::{overlay, trace};
 
 /// A layer unpacked: its diff id, and the bytes its files hold.
@@ -77,10 +77,7 @@ pub fn unpack(input: impl Read, dest: &Path) -> Result<Unpacked> {
     };
     // The diff id is the hash of the uncompressed stream: compute it on
     // the way through.
-    let mut hashing = Hashing {
-        inner: stream,
-        hash: Sha256::new(),
-    };
+    let mut hashing = Hashing::new(stream);
     let mut size = 0;
     {
         let mut archive = tar::Archive::new(&mut hashing);
@@ -97,7 +94,7 @@ pub fn unpack(input: impl Read, dest: &Path) -> Result<Unpacked> {
     io::copy(&mut hashing, &mut io::sink())
         .context("layer: read the archive")?;
     Ok(Unpacked {
-        diff_id: format!("sha256:{:x}", hashing.hash.finalize()),
+        diff_id: hashing.digest(),
         size,
     })
 }
@@ -124,20 +121,6 @@ impl Parents {
         let dir = Rc::new(open_beneath(&self.root, dirs, true)?);
         self.last = Some((key, Rc::clone(&dir)));
         Ok(dir)
-    }
-}
-
-/// A reader that hashes what goes through it.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
     }
 }
 
