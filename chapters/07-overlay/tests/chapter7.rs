@@ -373,6 +373,59 @@ fn a_killed_runtime_leaves_no_mount_and_a_dead_container() {
     host.assert_unchanged();
 }
 
+/// The index of the first trace line of `run` that starts with `step`.
+fn trace_index(run: &testkit::Run, step: &str) -> Option<usize> {
+    let prefixed = format!("[trace] {step}");
+    run.stderr
+        .lines()
+        .position(|line| line.starts_with(&prefixed))
+}
+
+#[test]
+fn a_container_is_kept_before_its_command_can_run() {
+    // Kept after the exec, a container whose runtime is killed the
+    // moment its command runs would be removed by the watchdog, what
+    // it wrote included. The trace shows the order, without a race.
+    let state = with_rootfs_image();
+    let kept = tincan_in(state.path())
+        .args(["--trace", "run", "--name", "early", "rootfs", "true"])
+        .run();
+    kept.expect_status(0);
+    let keep = trace_index(&kept, "{\"keep\":{\"container\":");
+    let go = trace_index(&kept, "go");
+    let exec = trace_index(&kept, "execvp(");
+    assert!(keep.is_some() && go.is_some(), "{}", kept.stderr);
+    assert!(
+        keep < go && go < exec,
+        "keep, go and exec out of order:\n{}",
+        kept.stderr
+    );
+    // `--rm` keeps nothing; a start that fails at the exec takes the
+    // container back, and leaves none.
+    let removed = tincan_in(state.path())
+        .args(["--trace", "run", "--rm", "rootfs", "true"])
+        .run();
+    removed.expect_status(0);
+    assert_eq!(
+        trace_index(&removed, "{\"keep\""),
+        None,
+        "{}",
+        removed.stderr
+    );
+    let failed = tincan_in(state.path())
+        .args(["--trace", "run", "--name", "failed", "rootfs", "/no/such"])
+        .run();
+    failed.expect_status(127);
+    assert!(
+        trace_index(&failed, "{\"keep\"").is_some(),
+        "{}",
+        failed.stderr
+    );
+    let ps = tincan_in(state.path()).args(["ps", "-a"]).run();
+    assert!(ps.stdout.contains("early"), "{}", ps.stdout);
+    assert!(!ps.stdout.contains("failed"), "{}", ps.stdout);
+}
+
 #[test]
 fn images_run_in_a_user_namespace_with_their_files_their_roots() {
     let state = with_rootfs_image();
