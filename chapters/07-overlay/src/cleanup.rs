@@ -12,10 +12,13 @@
 //!
 //! The watchdog is a process of its own, made before anything is
 //! registered, so it learns the list as it grows: each entry is sent to
-//! it, one line each, over a pipe. At the end of a normal run the
-//! runtime, having undone everything itself, sends `done`. A pipe that
-//! closes with no `done` means the runtime died: the watchdog undoes
-//! the list. Every undo may run twice (by the runtime, then by the
+//! it over a pipe, one JSON document a line (`{"register":{"cgroup":
+//! "/sys/fs/cgroup/..."}}`): JSON escapes a newline in a path, and a
+//! path that is not UTF-8 travels as its bytes. What is to outlive the
+//! run is taken off the list (`keep`). At the end of a normal run the
+//! runtime, having undone everything itself, sends `"done"`. A pipe
+//! that closes with no `done` means the runtime died: the watchdog
+//! undoes the list. Every undo may run twice (by the runtime, then by the
 //! watchdog when the runtime dies halfway), so each is harmless when
 //! there is nothing left to undo.
 //!
@@ -35,18 +38,20 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
 use nix::unistd::{dup2, fork, pipe2, setsid, ForkResult};
+use serde::{Deserialize, Serialize};
 
-use crate::{cgroups, containers, process, sync, trace};
+use crate::{cgroups, process, records, sync, trace};
 
 // ANCHOR: undo
-/// One thing to undo, as data: it travels to the watchdog as a line.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One thing to undo, as data: it travels to the watchdog as JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Undo {
     /// Remove a container's cgroup directory (see `cgroups.rs`).
-    Cgroup(PathBuf),
+    Cgroup(#[serde(with = "path_bytes")] PathBuf),
     /// Remove a container's directory: its record and writable layer
-    /// (see `containers.rs`).
-    Container(PathBuf),
+    /// (see `records.rs`).
+    Container(#[serde(with = "path_bytes")] PathBuf),
 }
 
 impl Undo {
@@ -54,26 +59,69 @@ impl Undo {
     fn run(&self) {
         match self {
             Undo::Cgroup(dir) => cgroups::remove(dir),
-            Undo::Container(dir) => containers::remove_dir(dir),
+            Undo::Container(dir) => records::remove_dir(dir),
         }
     }
+}
 
-    /// The line that tells the watchdog about it.
+/// What the runtime tells its watchdog, a line each.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Message {
+    /// Undo this if the runtime dies.
+    Register(Undo),
+    /// Do not: it is to outlive the run.
+    Keep(Undo),
+    /// The runtime undid everything itself.
+    Done,
+}
+
+impl Message {
+    /// The message as one line of JSON.
     fn to_line(&self) -> String {
-        match self {
-            Undo::Cgroup(dir) => format!("cgroup {}\n", dir.display()),
-            Undo::Container(dir) => format!("container {}\n", dir.display()),
+        let mut line = serde_json::to_string(self).expect("a message is JSON");
+        line.push('\n');
+        line
+    }
+
+    /// The message a line holds, or `None` for anything else.
+    fn from_line(line: &str) -> Option<Message> {
+        serde_json::from_str(line).ok()
+    }
+}
+
+/// A path in JSON: a string when it is UTF-8, else a list of its bytes,
+/// so that any path the kernel accepts survives the trip.
+mod path_bytes {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        path: &Path,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match path.to_str() {
+            Some(text) => text.serialize(serializer),
+            None => path.as_os_str().as_bytes().serialize(serializer),
         }
     }
 
-    /// The entry a line names, or `None` for anything else.
-    fn from_line(line: &str) -> Option<Undo> {
-        let (kind, arg) = line.trim_end_matches('\n').split_once(' ')?;
-        match kind {
-            "cgroup" => Some(Undo::Cgroup(PathBuf::from(arg))),
-            "container" => Some(Undo::Container(PathBuf::from(arg))),
-            _ => None,
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<PathBuf, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Bytes(Vec<u8>),
         }
+        Ok(match Either::deserialize(deserializer)? {
+            Either::Text(text) => PathBuf::from(text),
+            Either::Bytes(bytes) => OsString::from_vec(bytes).into(),
+        })
     }
 }
 // ANCHOR_END: undo
@@ -105,6 +153,7 @@ impl Cleanup {
     pub fn with_watchdog() -> Result<Cleanup> {
         let (read, write) =
             pipe2(OFlag::O_CLOEXEC).context("create the watchdog's pipe")?;
+        process::only_thread()?;
         trace!("fork() a watchdog");
         // SAFETY: the runtime is single-threaded (see container::run),
         // so the child is a full copy and may allocate.
@@ -134,11 +183,7 @@ impl Cleanup {
     /// runtime killed in between leaves the watchdog an undo with
     /// nothing to do, never a thing with no undo.
     pub fn register(&mut self, undo: Undo) -> Result<()> {
-        if let Some(watchdog) = &mut self.watchdog {
-            watchdog
-                .write_all(undo.to_line().as_bytes())
-                .context("tell the watchdog")?;
-        }
+        self.tell(&Message::Register(undo.clone()))?;
         self.undo.push(undo);
         Ok(())
     }
@@ -148,16 +193,23 @@ impl Cleanup {
     /// Take `undo` off the list: what it undoes is to outlive the run (a
     /// stopped container is kept, as Docker keeps it, until `rm`).
     pub fn keep(&mut self, undo: &Undo) -> Result<()> {
-        if let Some(watchdog) = &mut self.watchdog {
-            let line = format!("keep {}", undo.to_line());
-            watchdog
-                .write_all(line.as_bytes())
-                .context("tell the watchdog")?;
-        }
+        let message = Message::Keep(undo.clone());
+        trace!("{}", message.to_line().trim_end());
+        self.tell(&message)?;
         self.undo.retain(|listed| listed != undo);
         Ok(())
     }
     // ANCHOR_END: keep
+
+    /// Send the watchdog a message, if there is a watchdog.
+    fn tell(&mut self, message: &Message) -> Result<()> {
+        if let Some(watchdog) = &mut self.watchdog {
+            watchdog
+                .write_all(message.to_line().as_bytes())
+                .context("tell the watchdog")?;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Cleanup {
@@ -170,7 +222,7 @@ impl Drop for Cleanup {
         }
         if let Some(watchdog) = &mut self.watchdog {
             // All undone: the watchdog may go without a thing to do.
-            watchdog.write_all(b"done\n").ok();
+            watchdog.write_all(Message::Done.to_line().as_bytes()).ok();
         }
     }
 }
@@ -189,22 +241,27 @@ fn watch(pipe: OwnedFd) -> ! {
         }
     }
     process::close_inherited_files(&[keep]).ok();
-    let mut undo = Vec::new();
-    let mut done = false;
-    for line in BufReader::new(File::from(pipe)).lines() {
-        let Ok(line) = line else { break };
-        done = line == "done";
-        match line.strip_prefix("keep ").map(Undo::from_line) {
-            Some(kept) => undo.retain(|listed| Some(listed) != kept.as_ref()),
-            None => undo.extend(Undo::from_line(&line)),
-        }
-    }
-    if !done {
-        for undo in undo.iter().rev() {
-            undo.run();
-        }
+    let lines = BufReader::new(File::from(pipe)).lines();
+    let messages = lines.map_while(Result::ok);
+    let left = left_to_undo(messages.filter_map(|l| Message::from_line(&l)));
+    for undo in left.iter().rev() {
+        undo.run();
     }
     sync::exit_now(0)
+}
+
+/// What is left to undo once the runtime has said `messages`: what it
+/// registered and did not keep, unless it said it is done.
+fn left_to_undo(messages: impl Iterator<Item = Message>) -> Vec<Undo> {
+    let mut undo = Vec::new();
+    for message in messages {
+        match message {
+            Message::Register(listed) => undo.push(listed),
+            Message::Keep(kept) => undo.retain(|listed| *listed != kept),
+            Message::Done => undo.clear(),
+        }
+    }
+    undo
 }
 
 #[cfg(test)]
@@ -212,13 +269,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_undo_travels_to_the_watchdog_as_one_line() {
+    fn a_message_travels_to_the_watchdog_as_one_line() {
         let undo = Undo::Cgroup(PathBuf::from("/sys/fs/cgroup/tincan/ab12"));
-        let line = undo.to_line();
-        assert_eq!(line, "cgroup /sys/fs/cgroup/tincan/ab12\n");
-        assert_eq!(Undo::from_line(&line), Some(undo));
-        assert_eq!(Undo::from_line("done"), None);
-        assert_eq!(Undo::from_line("volume /x"), None);
+        let message = Message::Register(undo.clone());
+        let line = message.to_line();
+        assert_eq!(
+            line,
+            "{\"register\":{\"cgroup\":\"/sys/fs/cgroup/tincan/ab12\"}}\n"
+        );
+        assert_eq!(Message::from_line(&line), Some(message));
+        assert_eq!(Message::from_line("\"done\""), Some(Message::Done));
+        assert_eq!(Message::from_line("{\"volume\":\"/x\"}"), None);
+        assert_eq!(Message::from_line("cgroup /x"), None);
+    }
+
+    #[test]
+    fn any_path_survives_the_trip() {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = [
+            PathBuf::from("/var/lib/tincan/a\nb"),
+            PathBuf::from(std::ffi::OsStr::from_bytes(b"/tmp/\xff\xfe x")),
+            PathBuf::from("/tmp/\"quoted\" \\ and ü"),
+        ];
+        for path in odd {
+            let message = Message::Keep(Undo::Container(path));
+            let line = message.to_line();
+            assert_eq!(line.matches('\n').count(), 1, "{line}");
+            assert_eq!(Message::from_line(&line), Some(message));
+        }
+    }
+
+    #[test]
+    fn the_watchdog_undoes_what_was_neither_kept_nor_done() {
+        let a = Undo::Container(PathBuf::from("/a"));
+        let b = Undo::Cgroup(PathBuf::from("/b"));
+        let said = |messages: Vec<Message>| left_to_undo(messages.into_iter());
+        let both =
+            vec![Message::Register(a.clone()), Message::Register(b.clone())];
+        assert_eq!(said(both), vec![a.clone(), b.clone()]);
+        let kept = vec![
+            Message::Register(a.clone()),
+            Message::Register(b.clone()),
+            Message::Keep(a.clone()),
+        ];
+        assert_eq!(said(kept), vec![b.clone()]);
+        let taken_back = vec![
+            Message::Register(a.clone()),
+            Message::Keep(a.clone()),
+            Message::Register(a.clone()),
+        ];
+        assert_eq!(said(taken_back), vec![a.clone()]);
+        let done = vec![Message::Register(a), Message::Register(b)];
+        let done = done.into_iter().chain([Message::Done]).collect();
+        assert_eq!(said(done), vec![]);
     }
 
     #[test]
@@ -235,10 +338,6 @@ mod tests {
         let kept = scratch.exists();
         std::fs::remove_dir_all(&scratch).ok();
         assert!(kept, "a kept container's directory was removed");
-        // The watchdog hears of it as one line, which names the undo.
-        let line = format!("keep {}", Undo::Container(scratch).to_line());
-        let kept = line.strip_prefix("keep ").and_then(Undo::from_line);
-        assert!(matches!(kept, Some(Undo::Container(_))));
     }
 
     #[test]

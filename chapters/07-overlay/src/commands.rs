@@ -4,15 +4,17 @@
 //!
 //! Simpler than Docker: no `--format`, no filters.
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::reference::Reference;
-use crate::store::{short_id, Store};
-use crate::{archive, containers, image, layer, registry};
+use crate::image::digest::short_id;
+use crate::image::reference::Reference;
+use crate::image::store::Store;
+use crate::image::{self, archive, registry};
+use crate::records;
+use crate::state::{ago, human_size, now, parse_rfc3339};
 
 /// `pull NAME`.
 pub fn pull(name: &str, insecure: bool) -> Result<u8> {
@@ -62,11 +64,11 @@ pub fn images() -> Result<u8> {
                 listed.reference.familiar_repository(),
                 listed.reference.tag.clone(),
                 short_id(&listed.image.id).to_string(),
-                created.as_deref().and_then(image::parse_rfc3339).map_or(
+                created.as_deref().and_then(parse_rfc3339).map_or(
                     "N/A".into(),
                     |then| {
-                        let age = containers::now().saturating_sub(then);
-                        format!("{} ago", containers::ago(age))
+                        let age = now().saturating_sub(then);
+                        format!("{} ago", ago(age))
                     },
                 ),
                 human_size(listed.size),
@@ -83,7 +85,7 @@ pub fn images() -> Result<u8> {
 pub fn remove_images(names: &[String]) -> Result<u8> {
     let store = Store::open()?;
     let _lock = store.lock()?;
-    let in_use = containers::images_in_use()?;
+    let in_use = records::images_in_use()?;
     for name in names {
         for line in store.remove(name, &in_use)? {
             println!("{line}");
@@ -107,7 +109,7 @@ pub fn inspect(name: &str) -> Result<u8> {
 // ANCHOR: ps
 /// `ps [-a]`: containers, as `docker ps` prints them.
 pub fn ps(all: bool) -> Result<u8> {
-    let rows: Vec<[String; 5]> = containers::list()?
+    let rows: Vec<[String; 5]> = records::list()?
         .into_iter()
         .filter(|record| all || record.is_running())
         .map(|record| {
@@ -135,48 +137,25 @@ pub fn ps(all: bool) -> Result<u8> {
 /// `rm CONTAINER...`.
 pub fn remove_containers(names: &[String]) -> Result<u8> {
     for name in names {
-        containers::remove(name)?;
+        records::remove(name)?;
         println!("{name}");
     }
     Ok(0)
 }
 
-// ANCHOR: commit
-/// `commit CONTAINER NAME`: what the container wrote, its upper
-/// directory, becomes a new layer on top of its image's.
+/// `commit CONTAINER NAME`: a new image of what the container wrote.
 pub fn commit(container: &str, name: &str) -> Result<u8> {
     let reference = Reference::parse(name)?;
-    let record = containers::find(container)?;
+    let record = records::find(container)?;
     if record.is_running() {
         bail!("commit {container}: it is running: let it stop first");
     }
-    let Some(image_id) = &record.image_id else {
-        bail!(
-            "commit {container}: it runs a directory, not an image \
-             (image import the directory first)"
-        );
-    };
     let store = Store::open()?;
-    let parent = store.image(image_id)?;
-    let upper = containers::dir_of(&record.id).join("upper");
-    // Pack the upper directory, whiteouts made OCI's, then add it to
-    // the store as any layer is added.
-    let scratch = store.scratch()?;
-    let tar_path = scratch.path().join("layer.tar");
-    let file = File::create(&tar_path)
-        .with_context(|| format!("create {}", tar_path.display()))?;
-    layer::pack(&upper, io::BufWriter::new(file), true)
-        .with_context(|| format!("commit {container}: pack its layer"))?;
-    let tar = File::open(&tar_path)?;
-    let diff_id = store.add_layer(tar, None)?;
-    let raw = image::child_config(&parent.raw, &diff_id, &record)?;
-    let image = store.add_image(&raw)?;
-    let _lock = store.lock()?;
-    store.tag(&reference, &image.id)?;
+    let image = image::commit(&store, &record, &reference)
+        .with_context(|| format!("commit {container}"))?;
     println!("{}", image.id);
     Ok(0)
 }
-// ANCHOR_END: commit
 
 /// Columns padded to their widest cell, three spaces apart, as Docker
 /// prints them.
@@ -209,37 +188,4 @@ fn write_table<const N: usize>(
         line(row.iter().map(String::as_str).collect())?;
     }
     Ok(())
-}
-
-/// `4.2MB`, as Docker shows sizes: powers of 1000.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut size = bytes as f64;
-    let mut unit = 0;
-    while size >= 1000.0 && unit + 1 < UNITS.len() {
-        size /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{size:.3}", size = (size * 10.0).round() / 10.0)
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + UNITS[unit]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_size;
-
-    #[test]
-    fn sizes_read_as_docker_prints_them() {
-        assert_eq!(human_size(512), "512B");
-        assert_eq!(human_size(4_200_000), "4.2MB");
-        assert_eq!(human_size(74_800_000), "74.8MB");
-        assert_eq!(human_size(1_000), "1kB");
-    }
 }

@@ -21,6 +21,7 @@
 //! block signals, make pipes
 //! clone ------------------------------> wait for go
 //! add to cgroup, write id maps              :
+//! keep the container (unless --rm)          :
 //! go --------------------------------->  new session
 //!                                        close inherited files
 //!                                        become root (--userns)
@@ -31,7 +32,8 @@
 //!                                        capabilities, seccomp
 //!                                        the image's user
 //! read the error pipe <--------------    exec (or report the error)
-//! keep the container (unless --rm)
+//!   (a failed start: the container
+//!   back on the undo list)
 //! wait, forwarding signals
 //! report OOM kills; record the status;
 //! undo the list
@@ -50,9 +52,10 @@
 //!   before exec, by `process::still_dies_with_the_runtime`;
 //! - the overlay is mounted by the child, in its own mount namespace:
 //!   no mount of the host's can be left behind;
-//! - a container that started is taken off the undo list (kept, as
-//!   Docker keeps it) only once its command runs: a start that fails
-//!   leaves nothing;
+//! - a container is taken off the undo list (kept, as Docker keeps it)
+//!   before the runtime says go, so a command that ran is never lost
+//!   to the watchdog; a start that fails puts it back on the list, and
+//!   leaves nothing: `--trace` shows the keep before the go;
 //! - root's powers are cut down (capabilities, then no_new_privs, then
 //!   the seccomp filter, which refuses mount) only once every mount is
 //!   made, in [`start`];
@@ -65,24 +68,26 @@ use std::os::fd::AsRawFd;
 
 use anyhow::{bail, Result};
 use clap::Args;
+use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
 use nix::unistd::{ForkResult, Pid};
 
 use crate::cgroups::{Cgroup, Hierarchy};
 use crate::cleanup::{Cleanup, Undo};
-use crate::containers::{self, Record};
+use crate::image::store::Store;
 use crate::image::{self, Resolved};
 use crate::limits::Limits;
 use crate::overlay::{self, Overlay};
 use crate::process::{self, Child};
-use crate::store::{random_hex, Store};
+use crate::records::{self, Record};
+use crate::state::{now, random_hex};
 use crate::sync::{self, ChildEnd, Pipes};
 use crate::{namespaces, privileges, rootfs, user};
 
 // ANCHOR: options
 /// The options of `run`, grouped by what they set up: a new option is
 /// one field here, or in its module's group.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Default)]
 pub struct Options {
     /// The container's hostname [default: its id]
     #[arg(long, value_name = "NAME")]
@@ -137,7 +142,12 @@ impl Container {
         let id = random_hex(6);
         // Like Docker, name the container's host after its id.
         let hostname = options.hostname.clone().unwrap_or_else(|| id.clone());
-        let resolved = image::resolve(image, options.userns)?;
+        let resolved = image::resolve(
+            image,
+            options
+                .userns
+                .then_some((namespaces::HOST_ID_BASE, namespaces::ID_COUNT)),
+        )?;
         let command = command_of(&resolved, command);
         if command.is_empty() {
             bail!("image {image}: it has no command to run: give one");
@@ -150,6 +160,18 @@ impl Container {
             image: resolved,
             command,
         })
+    }
+
+    /// The namespaces the container's process is cloned into: a PID
+    /// namespace, and with `--userns` a user namespace, which must be
+    /// made in the same clone to own the others (see
+    /// `namespaces::clone_child`). The child makes the rest itself.
+    pub fn namespaces(&self) -> CloneFlags {
+        let mut namespaces = CloneFlags::CLONE_NEWPID;
+        if self.options.userns {
+            namespaces |= CloneFlags::CLONE_NEWUSER;
+        }
+        namespaces
     }
 }
 
@@ -195,13 +217,14 @@ pub fn run(container: &Container) -> Result<u8> {
     let cgroup =
         Cgroup::create(&hierarchy, &container.id, limits, &mut cleanup)?;
 
-    let signals = process::block_signals()?;
+    // Dropped at the end of `run`, `_mask_found` unblocks the signals.
+    let (signals, _mask_found) = process::block_signals()?;
     let pipes = Pipes::new()?;
     // SAFETY: the runtime has not started any thread, so the child is a
     // full copy of a single-threaded process and may do anything before
     // it execs, allocation included.
     let (child, mut pipes) =
-        match unsafe { namespaces::clone_child(container.options.userns) }? {
+        match unsafe { namespaces::clone_child(container.namespaces()) }? {
             ForkResult::Child => {
                 start(container, &overlay, pipes.child_end(), &signals)
             }
@@ -214,18 +237,27 @@ pub fn run(container: &Container) -> Result<u8> {
     // go pipe close and exits), then `child` (killed if need be, and
     // reaped), then `cleanup`.
     set_up_from_outside(container, &cgroup, child.pid())?;
-    pipes.go()?;
-    pipes.child_error(child.pid(), &signals)?;
-    // Started: a container that stops is kept, unless `--rm`.
-    if !container.options.rm {
-        let dir = containers::dir_of(&container.id);
-        cleanup.keep(&Undo::Container(dir))?;
+    // A container that may run is kept (unless `--rm`) before it can:
+    // once the command runs, a runtime killed at any moment leaves it in
+    // `ps -a`, never half removed by the watchdog. A start that fails
+    // takes it back, and leaves nothing.
+    let kept = (!container.options.rm)
+        .then(|| Undo::Container(records::dir_of(&container.id)));
+    if let Some(undo) = &kept {
+        cleanup.keep(undo)?;
     }
+    let started = pipes
+        .go()
+        .and_then(|()| pipes.child_error(child.pid(), &signals));
+    if let (Err(_), Some(undo)) = (&started, kept) {
+        cleanup.register(undo)?;
+    }
+    started?;
     let status = child.wait(&signals)?;
     report_oom_kills(&cgroup);
     if !container.options.rm {
-        record.finished = Some((containers::now(), status));
-        containers::save(&record)?;
+        record.finished = Some((now(), status));
+        records::save(&record)?;
     }
     Ok(status)
 }
@@ -245,14 +277,14 @@ fn make_container(
         container.image.id.clone(),
         &container.command,
     );
-    let dir = containers::dir_of(&container.id);
+    let dir = records::dir_of(&container.id);
     cleanup.register(Undo::Container(dir.clone()))?;
     {
         // Two runs must not take the same name; `image rm` must not
         // take an image from under a container being made.
         let store = Store::open()?;
         let _lock = store.lock()?;
-        containers::create(&record)?;
+        records::create(&record)?;
     }
     let userns = container.options.userns;
     let owner = userns.then_some(namespaces::HOST_ID_BASE);

@@ -1,41 +1,51 @@
-//! Images: what IMAGE on the command line stands for.
+//! Images: what IMAGE on the command line stands for, and the images
+//! tincan makes itself.
 //!
-//! From this chapter on, an image is a stack of layers in the store
-//! (`store.rs`), found by name (`debian:12`) or id, with a config that
-//! says how to run it. `busybox` is one too: an ordinary image of one
-//! layer, imported into the store on first use from the host's static
+//! From this chapter on, an image is a stack of layers in the store,
+//! found by name (`debian:12`) or id, with a config that says how to
+//! run it. `busybox` is one too: an ordinary image of one layer,
+//! imported into the store on first use from the host's static
 //! busybox. A directory still works, as the only layer of an image
 //! without a config.
 //!
 //! `image import` makes an image of one layer from a root file system,
-//! as `docker import` does; `commit` makes a config for the layer it
-//! adds (`child_config`).
+//! as `docker import` does; [`commit`] adds a layer, what a container
+//! wrote, on top of its image.
 //!
-//! Simpler than a production runtime: an imported image's config
-//! holds the bare minimum (architecture, os, layers, history).
+//! # Layout
+//!
+//! - `image/reference.rs`: image names, normalized as Docker does.
+//! - `image/store.rs`: the store: layers, configs, names.
+//! - `image/config.rs`: image configs, read and made.
+//! - `image/digest.rs`: sha256 digests, computed as bytes stream by.
+//! - `image/layer.rs`: layers unpacked, safely; copies for `--userns`.
+//! - `image/pack.rs`: directories packed as layers.
+//! - `image/archive.rs`: `image load`, of Docker and OCI archives.
+//! - `image/registry.rs`: `pull`, over the OCI distribution API.
 
+pub mod archive;
+pub mod config;
+pub mod digest;
+pub mod layer;
+pub mod pack;
+pub mod reference;
+pub mod registry;
+pub mod store;
+
+use std::fs;
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::{env, fs};
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::containers::{now, Record};
-use crate::layer;
-use crate::reference::Reference;
-use crate::store::{Image, RunConfig, Store};
-
-/// Where tincan keeps its state (images, later containers and volumes),
-/// like /var/lib/docker. `TINCAN_ROOT` moves it, for tests.
-pub fn state_dir() -> PathBuf {
-    env::var_os("TINCAN_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/tincan"))
-}
+use crate::records::{self, Record};
+use config::{one_layer_config, Image, RunConfig};
+use reference::Reference;
+use store::Store;
 
 /// What IMAGE stands for, ready to run.
 pub struct Resolved {
@@ -49,10 +59,11 @@ pub struct Resolved {
 
 // ANCHOR: resolve
 /// Turn the IMAGE argument into layers to stack. With `userns`, the
-/// layers are copies owned by the container's ids (see
-/// `Store::userns_layer`); a directory is used as it is, and its files
-/// are `nobody`'s in the container (`image import` it to change them).
-pub fn resolve(image: &str, userns: bool) -> Result<Resolved> {
+/// container's ids on the host (the first, and how many), the layers
+/// are copies owned by those ids (see `Store::userns_layer`); a
+/// directory is used as it is, and its files are `nobody`'s in the
+/// container (`image import` it to change them).
+pub fn resolve(image: &str, userns: Option<(u32, u32)>) -> Result<Resolved> {
     // A path: `./root`, `/srv/root`, or a name with a slash that is a
     // directory here.
     if image.starts_with(['.', '/']) || Path::new(image).is_dir() {
@@ -76,10 +87,9 @@ pub fn resolve(image: &str, userns: bool) -> Result<Resolved> {
     }?;
     let mut layers = Vec::new();
     for diff_id in &found.config.rootfs.diff_ids {
-        layers.push(if userns {
-            store.userns_layer(diff_id)?
-        } else {
-            store.layer_dir(diff_id)
+        layers.push(match userns {
+            Some(ids) => store.userns_layer(diff_id, ids)?,
+            None => store.layer_dir(diff_id),
         });
     }
     Ok(Resolved {
@@ -99,7 +109,8 @@ pub fn import(
     reference: &Reference,
 ) -> Result<Image> {
     let diff_id = import_layer(store, source)?;
-    add_and_tag(store, reference, one_layer_config(&diff_id, json!({})))
+    let config = one_layer_config(&diff_id, json!({}));
+    add_and_tag(store, reference, &serde_json::to_vec(&config)?)
 }
 
 /// Add a tar archive or a directory to the store as a layer.
@@ -115,129 +126,52 @@ fn import_layer(store: &Store, source: &Path) -> Result<String> {
     let tar_path = scratch.path().join("layer.tar");
     let tar = File::create(&tar_path)
         .with_context(|| format!("create {}", tar_path.display()))?;
-    layer::pack(source, BufWriter::new(tar), false)?;
+    pack::pack(source, BufWriter::new(tar), false)?;
     store.add_layer(File::open(&tar_path)?, None)
 }
 // ANCHOR_END: import
 
-/// The config of an image of one layer, run as `run` says.
-fn one_layer_config(
-    diff_id: &str,
-    run: serde_json::Value,
-) -> serde_json::Value {
-    json!({
-        "architecture": oci_architecture(),
-        "os": "linux",
-        "created": rfc3339(now()),
-        "config": run,
-        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-        "history": [{
-            "created": rfc3339(now()),
-            "created_by": "tincan image import",
-        }],
-    })
+// ANCHOR: commit
+/// `commit`: what a stopped container wrote, its upper directory,
+/// becomes a new layer on top of its image's, and the new image is
+/// named `reference`.
+pub fn commit(
+    store: &Store,
+    container: &Record,
+    reference: &Reference,
+) -> Result<Image> {
+    let Some(image_id) = &container.image_id else {
+        bail!(
+            "it runs a directory, not an image (image import the \
+             directory first)"
+        );
+    };
+    let parent = store.image(image_id)?;
+    let upper = records::dir_of(&container.id).join("upper");
+    // Pack the upper directory, whiteouts made OCI's, then add it to
+    // the store as any layer is added.
+    let scratch = store.scratch()?;
+    let tar_path = scratch.path().join("layer.tar");
+    let file = File::create(&tar_path)
+        .with_context(|| format!("create {}", tar_path.display()))?;
+    pack::pack(&upper, BufWriter::new(file), true).context("pack its layer")?;
+    let tar = File::open(&tar_path)?;
+    let diff_id = store.add_layer(tar, None)?;
+    let raw = config::child_config(&parent.raw, &diff_id, container)?;
+    add_and_tag(store, reference, &raw)
 }
+// ANCHOR_END: commit
 
-/// Keep `config` in the store, and name it `reference`.
+/// Keep the config `raw` in the store, and name it `reference`.
 fn add_and_tag(
     store: &Store,
     reference: &Reference,
-    config: serde_json::Value,
+    raw: &[u8],
 ) -> Result<Image> {
-    let image = store.add_image(&serde_json::to_vec(&config)?)?;
+    let image = store.add_image(raw)?;
     let _lock = store.lock()?;
     store.tag(reference, &image.id)?;
     Ok(image)
-}
-
-/// The seconds since the epoch of an RFC 3339 time (`2026-11-28T17:00:00Z`
-/// or with a fraction and an offset, which are ignored: `image ls`
-/// rounds to the minute at best).
-pub fn parse_rfc3339(text: &str) -> Option<u64> {
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        text.get(range)?.parse().ok()
-    };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) =
-        (number(11..13)?, number(14..16)?, number(17..19)?);
-    // Days from civil, the inverse of `rfc3339`'s algorithm.
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86400 + hour * 3600 + minute * 60 + second;
-    u64::try_from(seconds).ok()
-}
-
-/// The config of an image made by `commit`: its parent's, with one more
-/// layer and a line of history.
-pub fn child_config(
-    parent: &[u8],
-    diff_id: &str,
-    container: &Record,
-) -> Result<Vec<u8>> {
-    let mut config: serde_json::Value = serde_json::from_slice(parent)?;
-    let Some(object) = config.as_object_mut() else {
-        bail!("the parent image's config is not an object");
-    };
-    let created = rfc3339(now());
-    object.insert("created".into(), created.clone().into());
-    let rootfs = object.entry("rootfs").or_insert(json!({"type": "layers"}));
-    let diff_ids = rootfs
-        .as_object_mut()
-        .context("the parent image's rootfs is not an object")?
-        .entry("diff_ids")
-        .or_insert(json!([]));
-    diff_ids
-        .as_array_mut()
-        .context("the parent image's diff_ids is not a list")?
-        .push(diff_id.into());
-    let history = object.entry("history").or_insert(json!([]));
-    if let Some(history) = history.as_array_mut() {
-        history.push(json!({
-            "created": created,
-            "created_by": container.command.join(" "),
-            "comment": format!("tincan commit {}", container.id),
-        }));
-    }
-    Ok(serde_json::to_vec(&config)?)
-}
-
-/// The architecture as OCI names it (`amd64`, `arm64`), for the images
-/// tincan makes and the ones it pulls.
-pub fn oci_architecture() -> &'static str {
-    match env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
-/// A time as RFC 3339 (`2026-11-28T17:00:00Z`), in UTC.
-pub fn rfc3339(seconds: u64) -> String {
-    let days = seconds / 86400;
-    let rest = seconds % 86400;
-    // Civil from days, after Howard Hinnant's public-domain algorithm.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
 }
 
 /// The character devices of the busybox image, and from chapter 4 of
@@ -275,7 +209,8 @@ fn busybox_image(store: &Store) -> Result<Image> {
     })?;
     let diff_id = import_layer(store, &root)?;
     let config = one_layer_config(&diff_id, json!({ "Cmd": ["sh"] }));
-    add_and_tag(store, &Reference::parse("busybox")?, config)
+    let raw = serde_json::to_vec(&config)?;
+    add_and_tag(store, &Reference::parse("busybox")?, &raw)
 }
 
 fn build_busybox(busybox: &Path, root: &Path) -> Result<()> {
@@ -302,19 +237,3 @@ fn build_busybox(busybox: &Path, root: &Path) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: busybox
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_rfc3339, rfc3339};
-
-    #[test]
-    fn times_go_to_rfc_3339_and_back() {
-        for seconds in [0, 951_782_400, 1_795_885_200, 4_107_542_399] {
-            assert_eq!(parse_rfc3339(&rfc3339(seconds)), Some(seconds));
-        }
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        let docker = "2024-11-11T00:00:00.123456789Z";
-        assert_eq!(parse_rfc3339(docker), Some(1_731_283_200));
-        assert_eq!(parse_rfc3339("yesterday"), None);
-    }
-}

@@ -20,15 +20,13 @@
 //! - `process.rs`: fork, exec, wait, signals, the environment, the init.
 //! - `sync.rs`: the error and go pipes between runtime and child.
 //! - `cleanup.rs`: the undo list, and the watchdog that runs it.
-//! - `image.rs`: what IMAGE stands for; `image import`; the built-in
-//!   busybox.
-//! - `reference.rs`: image names, normalized as Docker does.
-//! - `store.rs`: the image store: layers, configs, names.
-//! - `layer.rs`: layers as tar archives, unpacked safely, and packed.
-//! - `archive.rs`: `image load`, of Docker and OCI archives.
-//! - `registry.rs`: `pull`, over the OCI distribution API.
+//! - `image.rs`: what IMAGE stands for; `image import`, `commit`; the
+//!   built-in busybox. `image/`: names, the store, configs, layers,
+//!   archives and registries (its own layout is in `image.rs`).
 //! - `overlay.rs`: overlayfs: the mount, and whiteouts both ways.
-//! - `containers.rs`: containers' records: `ps`, `rm`, names.
+//! - `records.rs`: containers' records: `ps`, `rm`, names.
+//! - `commands.rs`: the subcommands besides `run`.
+//! - `state.rs`: where the state is kept; atomic writes, ids, times.
 //! - `user.rs`: the image's user, looked up in the container.
 //! - `rootfs.rs`: the container's mounts, and pivot_root.
 //! - `mounts.rs`: mounting by file descriptor, safe from links.
@@ -45,14 +43,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
-mod archive;
 mod cgroups;
 mod cleanup;
 mod commands;
 mod container;
-mod containers;
 mod image;
-mod layer;
 mod limits;
 mod masks;
 mod mounts;
@@ -60,10 +55,9 @@ mod namespaces;
 mod overlay;
 mod privileges;
 mod process;
-mod reference;
-mod registry;
+mod records;
 mod rootfs;
-mod store;
+mod state;
 mod sync;
 mod user;
 
@@ -252,4 +246,22 @@ pub(crate) fn program_name() -> String {
             Some(name.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| env!("CARGO_PKG_NAME").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_options_are_a_run_with_no_flags() {
+        // A program that runs containers without a command line (a
+        // build, later) starts from `Options::default()`: it must mean
+        // what `run IMAGE` means.
+        let cli = Cli::try_parse_from(["tincan", "run", "busybox"]).unwrap();
+        let Command::Run { options, .. } = cli.command else {
+            panic!("not a run");
+        };
+        let default = container::Options::default();
+        assert_eq!(format!("{options:?}"), format!("{default:?}"));
+    }
 }

@@ -50,11 +50,12 @@ use crate::mounts::{
     attach, dir_beneath, new_mount, set_attributes, Mount, NODEV, NOEXEC,
     NOSUID, RDONLY,
 };
-use crate::trace;
+use crate::{process, trace};
 
 // ANCHOR: clone
-/// In the runtime: fork the container's process into a new PID namespace,
-/// where it is PID 1, and with `userns`, into a new user namespace too.
+/// In the runtime: fork the container's process into the new
+/// `namespaces`: a PID namespace, where it is PID 1, and with
+/// `--userns`, a user namespace (see `Container::namespaces`).
 ///
 /// This is clone(2) used as fork(2) is: no new stack, the child runs on
 /// a copy of ours and returns here a second time. Chapter 3 unshared the
@@ -67,12 +68,10 @@ use crate::trace;
 ///
 /// # Safety
 ///
-/// As for fork: the caller must be single-threaded.
-pub unsafe fn clone_child(userns: bool) -> Result<ForkResult> {
-    let mut flags = CloneFlags::CLONE_NEWPID;
-    if userns {
-        flags |= CloneFlags::CLONE_NEWUSER;
-    }
+/// As for fork: the caller must be single-threaded (checked).
+pub unsafe fn clone_child(namespaces: CloneFlags) -> Result<ForkResult> {
+    process::only_thread()?;
+    let flags = namespaces;
     let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
     trace!("clone({} | SIGCHLD)", names.join(" | "));
     // SAFETY: with no stack given (0), clone behaves as fork: the child

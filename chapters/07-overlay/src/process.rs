@@ -37,7 +37,8 @@ use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::prctl;
 use nix::sys::signal::{
-    kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal,
+    kill, pthread_sigmask, sigaction, SaFlags, SigAction, SigHandler, SigSet,
+    SigmaskHow, Signal,
 };
 use nix::sys::stat::{fstat, SFlag};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -76,8 +77,10 @@ pub fn exit_status_of(err: &anyhow::Error) -> u8 {
 /// run` does (whoever signals the runtime means the container), and
 /// SIGCHLD. Blocked before the fork, none can arrive between the fork
 /// and the moment we are ready for it: they stay pending until
-/// [`wait_for`] picks them up with sigwait. Returns the set.
-pub fn block_signals() -> Result<SigSet> {
+/// [`wait_for`] picks them up with sigwait. Returns the set, and the
+/// mask found, put back when it is dropped: a program that runs many
+/// containers in turn (a build) gets its signals back after each.
+pub fn block_signals() -> Result<(SigSet, MaskFound)> {
     let mut signals = SigSet::empty();
     for signal in [
         Signal::SIGHUP,
@@ -90,10 +93,47 @@ pub fn block_signals() -> Result<SigSet> {
     ] {
         signals.add(signal);
     }
-    signals.thread_block().context("block signals")?;
-    Ok(signals)
+    let mut found = SigSet::empty();
+    let how = SigmaskHow::SIG_BLOCK;
+    pthread_sigmask(how, Some(&signals), Some(&mut found))
+        .context("block signals")?;
+    Ok((signals, MaskFound(found)))
 }
 // ANCHOR_END: block_signals
+
+/// The signal mask a process had before [`block_signals`], set again
+/// when this is dropped.
+pub struct MaskFound(SigSet);
+
+impl Drop for MaskFound {
+    fn drop(&mut self) {
+        self.0.thread_set_mask().ok();
+    }
+}
+
+// ANCHOR: only_thread
+/// Fail unless the calling process has one thread: fork and clone copy
+/// only the caller's thread, so a child forked beside another thread
+/// may find a lock that thread held (the allocator's, say) held for
+/// ever, and deadlock. A crate that starts threads of its own (an async
+/// runtime) then fails here, loudly, not by hanging now and then.
+pub fn only_thread() -> Result<()> {
+    let status = fs::read_to_string("/proc/self/status")
+        .context("read /proc/self/status")?;
+    let threads = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|count| count.trim().parse::<u32>().ok())
+        .context("read the thread count in /proc/self/status")?;
+    if threads != 1 {
+        anyhow::bail!(
+            "the runtime has {threads} threads, where fork needs one: \
+             something started a thread before the container"
+        );
+    }
+    Ok(())
+}
+// ANCHOR_END: only_thread
 
 /// The container's process, seen from the runtime. Dropped before it
 /// was waited for (the runtime failed halfway), it is killed and reaped:

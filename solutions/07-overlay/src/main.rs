@@ -247,3 +247,21 @@ pub(crate) fn program_name() -> String {
         })
         .unwrap_or_else(|| env!("CARGO_PKG_NAME").to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_options_are_a_run_with_no_flags() {
+        // A program that runs containers without a command line (a
+        // build, later) starts from `Options::default()`: it must mean
+        // what `run IMAGE` means.
+        let cli = Cli::try_parse_from(["tincan", "run", "busybox"]).unwrap();
+        let Command::Run { options, .. } = cli.command else {
+            panic!("not a run");
+        };
+        let default = container::Options::default();
+        assert_eq!(format!("{options:?}"), format!("{default:?}"));
+    }
+}

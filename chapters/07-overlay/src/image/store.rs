@@ -27,65 +27,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use crate::image::state_dir;
-use crate::reference::{self, Reference};
+use super::config::{self, Image};
+use super::digest::{expect_digest, sha256_digest, short_id};
+use super::layer;
+use super::reference::Reference;
+use crate::state::{self, random_hex, write_atomically};
 use crate::trace;
-use crate::{layer, namespaces};
-
-/// An image: its id, and its config as the store holds it.
-#[derive(Clone, Debug)]
-pub struct Image {
-    /// `sha256:...` of the config: the image's id.
-    pub id: String,
-    /// The config, parsed.
-    pub config: Config,
-    /// The config as it was written, byte for byte.
-    pub raw: Vec<u8>,
-}
-
-// ANCHOR: config
-/// The parts of an OCI image config that tincan reads. The store keeps
-/// the whole file: its hash is the image's id.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Config {
-    #[serde(default)]
-    pub created: Option<String>,
-    #[serde(default)]
-    pub config: RunConfig,
-    pub rootfs: RootFs,
-}
-
-/// How to run the image, when `run` is given no command.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct RunConfig {
-    #[serde(default)]
-    pub env: Option<Vec<String>>,
-    #[serde(default)]
-    pub entrypoint: Option<Vec<String>>,
-    #[serde(default)]
-    pub cmd: Option<Vec<String>>,
-    #[serde(default)]
-    pub working_dir: Option<String>,
-    #[serde(default)]
-    pub user: Option<String>,
-}
-
-/// The layers, bottom first, by diff id.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct RootFs {
-    pub diff_ids: Vec<String>,
-}
-// ANCHOR_END: config
 
 /// The store, opened.
 pub struct Store {
@@ -105,7 +59,7 @@ impl Store {
         // Users of the host may go through the state directory and
         // `images`, to reach what belongs to them (the copies of layers
         // made for a user namespace's root), and see nothing else.
-        let state = state_dir();
+        let state = state::dir();
         let root = state.join("images");
         if !state.exists() {
             fs::DirBuilder::new()
@@ -225,7 +179,7 @@ impl Store {
     /// return the image's id.
     pub fn add_image(&self, raw: &[u8]) -> Result<Image> {
         let id = sha256_digest(raw);
-        let image = parse_image(&id, raw.to_vec())?;
+        let image = config::parse(&id, raw.to_vec())?;
         for diff_id in &image.config.rootfs.diff_ids {
             if !self.has_layer(diff_id) {
                 bail!("image {id}: layer {diff_id} is missing");
@@ -240,9 +194,13 @@ impl Store {
     /// belong to the host's ids of the container's (`--userns`), made on
     /// first use, as Docker's userns-remap does. Without it, the
     /// container's root would find the image's files owned by a user it
-    /// does not know (`nobody`), and could change none of them.
-    pub fn userns_layer(&self, diff_id: &str) -> Result<PathBuf> {
-        let (base, count) = (namespaces::HOST_ID_BASE, namespaces::ID_COUNT);
+    /// does not know (`nobody`), and could change none of them. The
+    /// container's ids are the `count` host ids from `base`.
+    pub fn userns_layer(
+        &self,
+        diff_id: &str,
+        (base, count): (u32, u32),
+    ) -> Result<PathBuf> {
         let copies = self.root.join("userns");
         if !copies.exists() {
             let new = self.scratch()?;
@@ -316,7 +274,7 @@ impl Store {
         };
         let raw = fs::read(self.config_path(&id))
             .with_context(|| format!("image {name}: config {id}"))?;
-        parse_image(&id, raw)
+        config::parse(&id, raw)
     }
 
     /// The id of the one image whose id starts with `prefix`.
@@ -355,7 +313,7 @@ impl Store {
         for (name, id) in self.names()? {
             let raw = fs::read(self.config_path(&id))
                 .with_context(|| format!("image {name}: config {id}"))?;
-            let image = parse_image(&id, raw)?;
+            let image = config::parse(&id, raw)?;
             let size = image
                 .config
                 .rootfs
@@ -433,7 +391,7 @@ impl Store {
         let mut kept = BTreeSet::new();
         for id in names.values() {
             if let Ok(raw) = fs::read(self.config_path(id)) {
-                if let Ok(other) = parse_image(id, raw) {
+                if let Ok(other) = config::parse(id, raw) {
                     kept.extend(other.config.rootfs.diff_ids);
                 }
             }
@@ -470,90 +428,4 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         fs::remove_dir_all(&self.0).ok();
     }
-}
-
-fn parse_image(id: &str, raw: Vec<u8>) -> Result<Image> {
-    let config: Config = serde_json::from_slice(&raw)
-        .with_context(|| format!("image {id}: its config"))?;
-    // A diff id names a directory of the store: nothing but a digest.
-    for diff_id in &config.rootfs.diff_ids {
-        reference::parse_digest(&format!("image {id}: layer"), diff_id)?;
-    }
-    Ok(Image {
-        id: id.to_string(),
-        config,
-        raw,
-    })
-}
-
-/// A reader that hashes what goes through it: a layer or a blob is
-/// checked as it streams by, never read twice.
-pub struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Hashing<R> {
-    pub fn new(inner: R) -> Hashing<R> {
-        Hashing {
-            inner,
-            hash: Sha256::new(),
-        }
-    }
-
-    /// `sha256:` and the hex digest of what was read.
-    pub fn digest(self) -> String {
-        format!("sha256:{:x}", self.hash.finalize())
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
-/// Fail unless what `what` names hashed to `expected`.
-pub fn expect_digest(what: &str, expected: &str, found: &str) -> Result<()> {
-    if found != expected {
-        bail!("{what}: its content hashes to {found}");
-    }
-    Ok(())
-}
-
-/// `sha256:` and the hex digest of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
-}
-
-/// The twelve hex digits `docker images` shows of an id.
-pub fn short_id(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
-}
-
-/// Write a file whole or not at all: to a new name, then renamed.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let new = path.with_extension(format!("new.{}", std::process::id()));
-    let written = File::create(&new)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| fs::rename(&new, path));
-    if written.is_err() {
-        fs::remove_file(&new).ok();
-    }
-    written.with_context(|| format!("write {}", path.display()))
-}
-
-/// `n` random bytes as hex digits.
-pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    File::open("/dev/urandom")
-        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
-        .expect("read /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -22,13 +22,11 @@
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::image::state_dir;
-use crate::store::write_atomically;
+use crate::state::{self, ago, now, write_atomically};
 
 /// What `ps` knows of a container.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -51,7 +49,7 @@ pub struct Record {
 
 /// Where containers live.
 pub fn containers_dir() -> PathBuf {
-    state_dir().join("containers")
+    state::dir().join("containers")
 }
 
 /// A container's directory.
@@ -212,13 +210,6 @@ pub fn images_in_use() -> Result<std::collections::BTreeSet<String>> {
     Ok(list()?.into_iter().filter_map(|r| r.image_id).collect())
 }
 
-/// Seconds since the epoch.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// A process's start time, from /proc/PID/stat (field 22).
 fn start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -226,22 +217,6 @@ fn start_time(pid: i32) -> Option<u64> {
     // the last parenthesis.
     let after = &stat[stat.rfind(')')? + 2..];
     after.split(' ').nth(19)?.parse().ok()
-}
-
-/// `3 seconds`, `2 minutes`, as Docker rounds them.
-pub fn ago(seconds: u64) -> String {
-    let (n, unit) = match seconds {
-        0 => return "Less than a second".to_string(),
-        1..=59 => (seconds, "second"),
-        60..=3599 => (seconds / 60, "minute"),
-        3600..=86399 => (seconds / 3600, "hour"),
-        _ => (seconds / 86400, "day"),
-    };
-    if n == 1 {
-        format!("{} {unit}", if unit == "hour" { "An" } else { "1" })
-    } else {
-        format!("{n} {unit}s")
-    }
 }
 
 /// A name for a container that was given none: two words, picked by its
@@ -265,16 +240,6 @@ fn default_name(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_read_as_docker_reads_them() {
-        assert_eq!(ago(0), "Less than a second");
-        assert_eq!(ago(1), "1 second");
-        assert_eq!(ago(3), "3 seconds");
-        assert_eq!(ago(125), "2 minutes");
-        assert_eq!(ago(3600), "An hour");
-        assert_eq!(ago(3 * 86400), "3 days");
-    }
 
     #[test]
     fn a_name_is_made_from_the_id() {

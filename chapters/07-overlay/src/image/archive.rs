@@ -29,10 +29,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
-use crate::image::oci_architecture;
-use crate::layer::components;
-use crate::reference::{parse_digest, Reference};
-use crate::store::{expect_digest, Config, Hashing, Store};
+use super::config::{oci_architecture, Config};
+use super::digest::{expect_digest, Hashing};
+use super::layer::components;
+use super::reference::{parse_digest, Reference};
+use super::store::Store;
 
 /// An image of `docker save`'s `manifest.json`.
 #[derive(Deserialize)]
