@@ -74,6 +74,7 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::cgroups::{Cgroup, Hierarchy};
 use crate::cleanup::{Cleanup, Undo};
+use crate::idmap::{self, IdRange};
 use crate::image::store::Store;
 use crate::image::{self, Resolved};
 use crate::limits::Limits;
@@ -123,6 +124,8 @@ pub struct Container {
     pub hostname: String,
     /// The options of `run`.
     pub options: Options,
+    /// With `--userns`, the host's ids of the container's.
+    pub ids: Option<IdRange>,
     /// IMAGE, as given.
     pub image_name: String,
     /// The image: its layers, and how to run it.
@@ -142,12 +145,9 @@ impl Container {
         let id = random_hex(6);
         // Like Docker, name the container's host after its id.
         let hostname = options.hostname.clone().unwrap_or_else(|| id.clone());
-        let resolved = image::resolve(
-            image,
-            options
-                .userns
-                .then_some((namespaces::HOST_ID_BASE, namespaces::ID_COUNT)),
-        )?;
+        // With `--userns`, the host's ids the container's stand for.
+        let ids = options.userns.then(idmap::reserved).transpose()?;
+        let resolved = image::resolve(image, ids)?;
         let command = command_of(&resolved, command);
         if command.is_empty() {
             bail!("image {image}: it has no command to run: give one");
@@ -156,6 +156,7 @@ impl Container {
             id,
             hostname,
             options,
+            ids,
             image_name: image.to_string(),
             image: resolved,
             command,
@@ -279,17 +280,17 @@ fn make_container(
     );
     let dir = records::dir_of(&container.id);
     cleanup.register(Undo::Container(dir.clone()))?;
-    {
+    let opened = {
         // Two runs must not take the same name; `image rm` must not
         // take an image from under a container being made.
         let store = Store::open()?;
         let _lock = store.lock()?;
-        records::create(&record)?;
-    }
-    let userns = container.options.userns;
-    let owner = userns.then_some(namespaces::HOST_ID_BASE);
-    overlay::make_container_dirs(&dir, owner)?;
-    let overlay = Overlay::new(&container.image.layers, &dir, userns);
+        records::create(&record)?
+    };
+    let owner = container.ids.map(|ids| ids.base);
+    overlay::make_container_dirs(&opened, owner)?;
+    let userxattr = container.ids.is_some();
+    let overlay = Overlay::new(&container.image.layers, &dir, userxattr);
     Ok((record, overlay))
 }
 // ANCHOR_END: make_container
@@ -304,8 +305,8 @@ fn set_up_from_outside(
     child: Pid,
 ) -> Result<()> {
     cgroup.add(child)?;
-    if container.options.userns {
-        namespaces::write_id_maps(child)?;
+    if let Some(ids) = container.ids {
+        namespaces::write_id_maps(child, ids)?;
     }
     Ok(())
 }

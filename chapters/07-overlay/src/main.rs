@@ -24,6 +24,7 @@
 //!   built-in busybox. `image/`: names, the store, configs, layers,
 //!   archives and registries (its own layout is in `image.rs`).
 //! - `overlay.rs`: overlayfs: the mount, and whiteouts both ways.
+//! - `idmap.rs`: the host's ids of `--userns`, tincan's own range.
 //! - `records.rs`: containers' records: `ps`, `rm`, names.
 //! - `commands.rs`: the subcommands besides `run`.
 //! - `state.rs`: where the state is kept; atomic writes, ids, times.
@@ -47,6 +48,7 @@ mod cgroups;
 mod cleanup;
 mod commands;
 mod container;
+mod idmap;
 mod image;
 mod limits;
 mod masks;

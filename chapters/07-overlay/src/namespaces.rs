@@ -46,6 +46,7 @@ use rustix::mount::{
 };
 
 use crate::cgroups::{Hierarchy, Version, CONTROLLERS};
+use crate::idmap::IdRange;
 use crate::mounts::{
     attach, dir_beneath, new_mount, set_attributes, Mount, NODEV, NOEXEC,
     NOSUID, RDONLY,
@@ -97,18 +98,10 @@ pub unsafe fn clone_child(namespaces: CloneFlags) -> Result<ForkResult> {
 }
 // ANCHOR_END: clone
 
-/// With `--userns`, the container's ids 0 to 65535 are the host's ids
-/// from here on: its root is uid 100000 on the host, a user with no
-/// rights over anything of the host's.
-///
-/// Docker and Podman read the range from /etc/subuid and /etc/subgid;
-/// here it is fixed.
-pub const HOST_ID_BASE: u32 = 100_000;
-pub const ID_COUNT: u32 = 65_536;
-
 // ANCHOR: write_id_maps
 /// In the runtime, while the child waits: map the ids of the child's new
-/// user namespace to the host's.
+/// user namespace to the host's: its ids 0 onwards are `ids`, a range
+/// of the host's that is tincan's alone (see `idmap.rs`).
 ///
 /// Each map can be written once, by a process with CAP_SETUID (or
 /// CAP_SETGID) over the parent namespace: the runtime, not the child.
@@ -116,8 +109,8 @@ pub const ID_COUNT: u32 = 65_536;
 /// is not). A runtime without CAP_SETGID over the parent namespace may
 /// write a gid map only after "deny" (dropping a group could open a
 /// file that group is denied); we have it, and allow setgroups.
-pub fn write_id_maps(child: Pid) -> Result<()> {
-    let map = format!("0 {HOST_ID_BASE} {ID_COUNT}\n");
+pub fn write_id_maps(child: Pid, ids: IdRange) -> Result<()> {
+    let map = format!("0 {} {}\n", ids.base, ids.count);
     for (file, text) in [
         ("setgroups", "allow\n"),
         ("uid_map", map.as_str()),
@@ -136,7 +129,7 @@ pub fn write_id_maps(child: Pid) -> Result<()> {
 /// The child was born with every capability in its user namespace but
 /// with the host's root's ids, which mean nothing there (`id` would say
 /// 65534, the overflow id); now they are 0, which the host sees as
-/// [`HOST_ID_BASE`]. The host's supplementary groups go too.
+/// the first id of the container's range. The host's supplementary groups go too.
 pub fn become_root() -> Result<()> {
     let root_gid = Gid::from_raw(0);
     let root_uid = Uid::from_raw(0);

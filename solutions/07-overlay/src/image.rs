@@ -42,6 +42,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
+use crate::idmap::IdRange;
 use crate::records::{self, Record};
 use config::{one_layer_config, Image, RunConfig};
 use reference::Reference;
@@ -63,7 +64,7 @@ pub struct Resolved {
 /// are copies owned by those ids (see `Store::userns_layer`); a
 /// directory is used as it is, and its files are `nobody`'s in the
 /// container (`image import` it to change them).
-pub fn resolve(image: &str, userns: Option<(u32, u32)>) -> Result<Resolved> {
+pub fn resolve(image: &str, userns: Option<IdRange>) -> Result<Resolved> {
     // A path: `./root`, `/srv/root`, or a name with a slash that is a
     // directory here.
     if image.starts_with(['.', '/']) || Path::new(image).is_dir() {

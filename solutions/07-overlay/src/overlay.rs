@@ -39,7 +39,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use nix::mount::{mount, MsFlags};
-use rustix::fs::{makedev, mknodat, FileType, Mode, OFlags, XattrFlags};
+use rustix::fs::{
+    fchown, makedev, mkdirat, mknodat, openat, FileType, Gid, Mode, OFlags,
+    Uid, XattrFlags,
+};
 
 use crate::trace;
 
@@ -93,21 +96,27 @@ struct Opened {
 }
 
 // ANCHOR: container_dirs
-/// Make a container's writable layer in its directory: `upper` for what
-/// it writes, `work` for overlayfs, `merged` to mount on. With
-/// `owner`, they belong to the container's root in the host's ids.
-pub fn make_container_dirs(container: &Path, owner: Option<u32>) -> Result<()> {
-    if let Some(id) = owner {
-        std::os::unix::fs::chown(container, Some(id), Some(id))
-            .with_context(|| format!("chown {}", container.display()))?;
-    }
+/// Make a container's writable layer in its directory, `container`:
+/// `upper` for what it writes, `work` for overlayfs, `merged` to mount
+/// on. With `owner`, they belong to the container's root in the host's
+/// ids; the container's directory stays root's.
+pub fn make_container_dirs(
+    container: &OwnedFd,
+    owner: Option<u32>,
+) -> Result<()> {
     for name in ["upper", "work", "merged"] {
-        let dir = container.join(name);
-        fs::create_dir(&dir)
-            .with_context(|| format!("create {}", dir.display()))?;
+        trace!("mkdirat({name})");
+        mkdirat(container, name, Mode::from_raw_mode(0o755))
+            .with_context(|| format!("create {name}"))?;
         if let Some(id) = owner {
-            std::os::unix::fs::chown(&dir, Some(id), Some(id))
-                .with_context(|| format!("chown {}", dir.display()))?;
+            // By descriptor: the directory just made, not whatever the
+            // name may lead to by the time of the chown.
+            let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let dir = openat(container, name, flags, Mode::empty())
+                .with_context(|| format!("open {name}"))?;
+            let (uid, gid) = (Uid::from_raw(id), Gid::from_raw(id));
+            fchown(&dir, Some(uid), Some(gid))
+                .with_context(|| format!("chown {name}"))?;
         }
     }
     Ok(())

@@ -3,6 +3,8 @@
 //! its writable layer.
 //!
 //! ```text
+//! containers/<id>/                 root's, 0711: no other user may
+//!                                  list it or make anything in it
 //! containers/<id>/container.json   the record: name, image, command,
 //!                                  when it started, how it ended
 //! containers/<id>/upper/           what the container wrote
@@ -10,6 +12,13 @@
 //! containers/<id>/merged/          where the overlay is mounted (in the
 //!                                  container's own mount namespace only)
 //! ```
+//!
+//! With `--userns`, `upper`, `work` and `merged` belong to the
+//! container's root, whose ids are the host's too: what it owns, the
+//! runtime never uses by path, only beneath a descriptor of the
+//! container's directory, following no link (`commit`). A container's
+//! id is its directory's name, checked to be one, never what a record
+//! says: a path made of a record could lead anywhere.
 //!
 //! A stopped container is kept, as Docker keeps it, until `rm`, or at
 //! once with `run --rm`: `ps -a` lists it, and `commit` makes an image
@@ -19,14 +28,22 @@
 //! runtime, so "running" means "its runtime is alive"; there is no
 //! `start` or `stop`.
 
-use std::fs;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use rustix::fs::{openat, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::state::{self, ago, now, write_atomically};
+use crate::state::write_atomically_at;
+use crate::state::{self, ago, now, open_beneath, open_dir};
+
+/// The name of a container's record in its directory.
+const RECORD: &str = "container.json";
 
 /// What `ps` knows of a container.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,6 +72,25 @@ pub fn containers_dir() -> PathBuf {
 /// A container's directory.
 pub fn dir_of(id: &str) -> PathBuf {
     containers_dir().join(id)
+}
+
+/// Whether `name` is a container's id: twelve hex digits, as tincan
+/// makes them, or Docker's sixty-four.
+pub fn is_id(name: &str) -> bool {
+    (name.len() == 12 || name.len() == 64)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A container's directory, opened: what is beneath it is then reached
+/// by descriptor, never through a link.
+pub fn open(id: &str) -> Result<OwnedFd> {
+    if !is_id(id) {
+        bail!("{id:?} is not a container's id");
+    }
+    let all = open_dir(&containers_dir())?;
+    open_beneath(&all, Path::new(id)).with_context(|| format!("container {id}"))
 }
 
 impl Record {
@@ -107,7 +143,7 @@ impl Record {
 /// Make a container's directory and its record, the name checked to be
 /// free. The caller holds the store's lock and has registered the
 /// directory's removal.
-pub fn create(record: &Record) -> Result<PathBuf> {
+pub fn create(record: &Record) -> Result<OwnedFd> {
     if list()?.iter().any(|other| other.name == record.name) {
         bail!(
             "container name {:?} is already in use: remove that container \
@@ -117,7 +153,7 @@ pub fn create(record: &Record) -> Result<PathBuf> {
         );
     }
     // Traversable, for a container whose root is not the host's root
-    // (`--userns`): its own directory is then its root's.
+    // (`--userns`): it reaches its own writable layer, and nothing else.
     let all = containers_dir();
     fs::DirBuilder::new()
         .recursive(true)
@@ -126,18 +162,43 @@ pub fn create(record: &Record) -> Result<PathBuf> {
         .with_context(|| format!("create {}", all.display()))?;
     let dir = dir_of(&record.id);
     fs::DirBuilder::new()
-        .mode(0o700)
+        .mode(0o711)
         .create(&dir)
         .with_context(|| format!("create {}", dir.display()))?;
-    save(record)?;
-    Ok(dir)
+    let opened = open(&record.id)?;
+    write_record(&opened, record)?;
+    Ok(opened)
 }
 // ANCHOR_END: create
 
-/// Write a container's record.
+/// Write a container's record, in its directory.
 pub fn save(record: &Record) -> Result<()> {
+    write_record(&open(&record.id)?, record)
+}
+
+fn write_record(dir: &OwnedFd, record: &Record) -> Result<()> {
     let json = serde_json::to_vec_pretty(record)?;
-    write_atomically(&dir_of(&record.id).join("container.json"), &json)
+    write_atomically_at(dir, OsStr::new(RECORD), &json)
+        .with_context(|| format!("write the record of {}", record.id))
+}
+
+/// The record of the container `id`, if it has one yet: read without
+/// following a link, and its id the directory's.
+fn read_record(id: &str) -> Result<Option<Record>> {
+    let dir = open(id)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut bytes = Vec::new();
+    match openat(&dir, RECORD, flags, Mode::empty()) {
+        Ok(fd) => File::from(fd).read_to_end(&mut bytes)?,
+        // A directory without a record is a container being made, or
+        // being removed.
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(err) => return Err(err).context(format!("read {id}/{RECORD}")),
+    };
+    let mut record: Record = serde_json::from_slice(&bytes)
+        .with_context(|| format!("read {id}/{RECORD}"))?;
+    record.id = id.to_string();
+    Ok(Some(record))
 }
 
 /// Every container, the newest first.
@@ -151,14 +212,13 @@ pub fn list() -> Result<Vec<Record>> {
         Err(err) => return Err(err).context("list containers"),
     };
     for entry in entries {
-        let path = entry?.path().join("container.json");
-        // A directory without a record is a container being made, or
-        // being removed.
-        if let Ok(bytes) = fs::read(&path) {
-            let record: Record = serde_json::from_slice(&bytes)
-                .with_context(|| format!("read {}", path.display()))?;
-            records.push(record);
-        }
+        let name = entry?.file_name();
+        // Only a directory named as an id is a container; its name, not
+        // its record, says which.
+        let Some(id) = name.to_str().filter(|name| is_id(name)) else {
+            continue;
+        };
+        records.extend(read_record(id)?);
     }
     records.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
     Ok(records)
@@ -201,7 +261,7 @@ pub fn remove(name: &str) -> Result<()> {
 /// Remove a container's directory: the record first, so that a removal
 /// cut short leaves no half container in `ps -a`.
 pub fn remove_dir(dir: &Path) {
-    fs::remove_file(dir.join("container.json")).ok();
+    fs::remove_file(dir.join(RECORD)).ok();
     fs::remove_dir_all(dir).ok();
 }
 

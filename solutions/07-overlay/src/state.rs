@@ -12,12 +12,18 @@
 //! without tying itself to another.
 
 use std::env;
-use std::fs::{self, File};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use rustix::fs::{
+    openat, openat2, renameat, unlinkat, AtFlags, Mode, OFlags, ResolveFlags,
+};
+use rustix::io::Errno;
 
 /// Where tincan keeps its state (images, later containers and volumes),
 /// like /var/lib/docker. `TINCAN_ROOT` moves it, for tests.
@@ -29,17 +35,70 @@ pub fn dir() -> PathBuf {
 
 /// Write a file whole or not at all: to a new name, then renamed.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let new = path.with_extension(format!("new.{}", std::process::id()));
-    let written = File::create(&new)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| fs::rename(&new, path));
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        bail!("write {}: not a file's path", path.display());
+    };
+    let dir = open_dir(parent)?;
+    write_atomically_at(&dir, name, bytes)
+        .with_context(|| format!("write {}", path.display()))
+}
+
+// ANCHOR: write_atomically_at
+/// Write the file `name` of the directory `dir` whole or not at all.
+/// Nothing is written through a link: the new file is made beside the
+/// old with O_EXCL and O_NOFOLLOW (a link planted under its name is
+/// removed, not followed), then renamed over `name`, which replaces a
+/// link rather than writing where it points.
+pub fn write_atomically_at(
+    dir: &OwnedFd,
+    name: &OsStr,
+    bytes: &[u8],
+) -> Result<()> {
+    let mut new = name.to_os_string();
+    new.push(format!(".new.{}", std::process::id()));
+    let flags = OFlags::WRONLY
+        | OFlags::CREATE
+        | OFlags::EXCL
+        | OFlags::NOFOLLOW
+        | OFlags::CLOEXEC;
+    let mode = Mode::from_raw_mode(0o644);
+    let fd = match openat(dir, &new, flags, mode) {
+        // Left by a run that was killed, whose pid is ours now; or
+        // planted. Either way it goes, link or not, unfollowed.
+        Err(Errno::EXIST) => {
+            unlinkat(dir, &new, AtFlags::empty())?;
+            openat(dir, &new, flags, mode)?
+        }
+        opened => opened?,
+    };
+    let mut file = File::from(fd);
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(renameat(dir, &new, dir, name)?));
     if written.is_err() {
-        fs::remove_file(&new).ok();
+        unlinkat(dir, &new, AtFlags::empty()).ok();
     }
-    written.with_context(|| format!("write {}", path.display()))
+    written
+}
+// ANCHOR_END: write_atomically_at
+
+/// Open the directory `path` itself, not a link in its place.
+pub fn open_dir(path: &Path) -> Result<OwnedFd> {
+    let flags =
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::open(path, flags, Mode::empty())
+        .with_context(|| format!("open {}", path.display()))
+}
+
+/// Open the directory `name` beneath `dir`, following no link on the
+/// way (openat2's RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS).
+pub fn open_beneath(dir: &OwnedFd, name: &Path) -> Result<OwnedFd> {
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    openat2(dir, name, flags, Mode::empty(), resolve)
+        .with_context(|| format!("open {} beneath", name.display()))
 }
 
 /// `n` random bytes as hex digits.

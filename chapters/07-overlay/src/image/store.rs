@@ -7,8 +7,8 @@
 //!   layers/<hex>/diff/         a layer, unpacked: <hex> is its diff id,
 //!                              the sha256 of its uncompressed tar
 //!   layers/<hex>/size          the bytes its files hold
-//!   userns/<hex>/              a layer's copy owned by --userns's ids, in
-//!                              a directory of its root's alone
+//!   userns/<range>.<secret>/   copies of layers owned by --userns's ids
+//!     <hex>/                   (0711, at a name no user can guess)
 //!   configs/<hex>.json         an image config: <hex> is its sha256, the
 //!                              image's id
 //!   repositories.json          {"docker.io/library/debian:12": "sha256:..."}
@@ -38,6 +38,7 @@ use super::config::{self, Image};
 use super::digest::{expect_digest, sha256_digest, short_id};
 use super::layer;
 use super::reference::Reference;
+use crate::idmap::IdRange;
 use crate::state::{self, random_hex, write_atomically};
 use crate::trace;
 
@@ -194,23 +195,10 @@ impl Store {
     /// belong to the host's ids of the container's (`--userns`), made on
     /// first use, as Docker's userns-remap does. Without it, the
     /// container's root would find the image's files owned by a user it
-    /// does not know (`nobody`), and could change none of them. The
-    /// container's ids are the `count` host ids from `base`.
-    pub fn userns_layer(
-        &self,
-        diff_id: &str,
-        (base, count): (u32, u32),
-    ) -> Result<PathBuf> {
-        let copies = self.root.join("userns");
-        if !copies.exists() {
-            let new = self.scratch()?;
-            std::os::unix::fs::chown(new.path(), Some(base), Some(base))?;
-            match fs::rename(new.path(), &copies) {
-                Err(_) if copies.exists() => {}
-                renamed => renamed
-                    .with_context(|| format!("create {}", copies.display()))?,
-            }
-        }
+    /// does not know (`nobody`), and could change none of them.
+    pub fn userns_layer(&self, diff_id: &str, ids: IdRange) -> Result<PathBuf> {
+        let (base, count) = (ids.base, ids.count);
+        let copies = self.userns_copies(ids)?;
         let hex = diff_id.strip_prefix("sha256:").unwrap_or(diff_id);
         let copy = copies.join(hex);
         if copy.exists() {
@@ -231,6 +219,54 @@ impl Store {
         }
         Ok(copy)
     }
+
+    // ANCHOR: userns_copies
+    /// The directory of the copies for the range `ids`:
+    /// `userns/<base>.<count>.<secret>/`, root's, 0711. The container's
+    /// root goes through it to its copies, but no user of the host can
+    /// list it, nor guess its name: a copy holds the image's set-uid
+    /// programs, owned by the container's ids, and no one but the
+    /// container may run them or write where it reads.
+    fn userns_copies(&self, ids: IdRange) -> Result<PathBuf> {
+        // Two runs must not both make the directory of a range.
+        let _lock = self.lock()?;
+        let all = self.root.join("userns");
+        let closed = |path: &Path| -> Result<()> {
+            std::os::unix::fs::chown(path, Some(0), Some(0))?;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o711))
+                .with_context(|| format!("chmod 711 {}", path.display()))
+        };
+        fs::create_dir_all(&all)
+            .with_context(|| format!("create {}", all.display()))?;
+        closed(&all)?;
+        let prefix = format!("{}.{}.", ids.base, ids.count);
+        let mut found = None;
+        for entry in fs::read_dir(&all)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let secret = name.rsplit('.').next().unwrap_or_default();
+            let is_copies = name.split('.').count() == 3
+                && secret.len() == 32
+                && secret.bytes().all(|b| b.is_ascii_hexdigit());
+            if !is_copies {
+                // Copies of an older layout, at names anyone can guess.
+                fs::remove_dir_all(entry.path()).ok();
+            } else if name.starts_with(&prefix) {
+                found = Some(entry.path());
+            }
+        }
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        let new = self.scratch()?;
+        closed(new.path())?;
+        let copies = all.join(format!("{prefix}{}", random_hex(16)));
+        trace!("rename {} {}", new.path().display(), copies.display());
+        fs::rename(new.path(), &copies)
+            .with_context(|| format!("create {}", copies.display()))?;
+        Ok(copies)
+    }
+    // ANCHOR_END: userns_copies
 
     pub fn config_path(&self, id: &str) -> PathBuf {
         let hex = id.strip_prefix("sha256:").unwrap_or(id);
