@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Install what the workshop needs and the machine lacks, on Debian or
 # Ubuntu: a static busybox for the images, and mdbook for the book.
-# Used by start.sh and by CI.
+# Used by start.sh, test.sh and CI. When nothing is missing it only
+# looks: no apt-get, no cargo install.
 #
-#   scripts/install-deps.sh        busybox-static, umoci, skopeo,
-#                                  docker-registry, mdbook
-#   scripts/install-deps.sh --vm   what scripts/vm-test.sh needs instead:
-#                                  busybox-static, qemu, and apt lists
-#                                  that know the cloud kernel
+#   scripts/install-deps.sh          busybox-static, umoci, skopeo,
+#                                    docker-registry, mdbook
+#   scripts/install-deps.sh --tests  what scripts/test.sh needs: the
+#                                    same but mdbook
+#   scripts/install-deps.sh --vm     what scripts/vm-test.sh needs instead:
+#                                    busybox-static, qemu, and apt lists
+#                                    that know the cloud kernel
 set -euo pipefail
 
 vm=no
-[ "${1:-}" = --vm ] && vm=yes
+book=yes
+case "${1:-}" in
+--vm) vm=yes book=no ;;
+--tests) book=no ;;
+esac
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -71,7 +78,7 @@ if [ ${#packages[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
-[ "$vm" = yes ] && exit 0
+[ "$book" = yes ] || exit 0
 
 # The book's tool, from crates.io, into ~/.cargo/bin.
 if ! command -v mdbook >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/mdbook" ]; then

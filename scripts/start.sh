@@ -46,5 +46,9 @@ if [ "$serve" = yes ]; then
     exec "$mdbook" serve book --hostname "${BOOK_ADDRESS:-127.0.0.1}" \
         --port 3000
 fi
-"$mdbook" build book >/dev/null 2>&1
+if ! log=$("$mdbook" build book 2>&1); then
+    echo "$log" >&2
+    echo "start: the book did not build (scripts/check-book.sh says more)" >&2
+    exit 1
+fi
 echo "  The book: file://$PWD/book/build/01-process.html"
