@@ -7,7 +7,8 @@ function bodies replaced by TODO stubs. This script reads Rust files as
 lists of items (functions, types, constants, impl blocks and their
 methods, the `//!` header), keyed by name, and compares them.
 
-  chapters.py check [N...]   the chain and the starters (CI)
+  chapters.py check [N...]   the chain, the locks and the starters (CI)
+  chapters.py lock [N...]    write chapters/NN-slug/changes.lock
   chapters.py stats          lines added and removed, chapter by chapter
   chapters.py carry N        carry solution N's uncommitted change into
                              starter N and every later chapter
@@ -25,6 +26,32 @@ An ITEM is `header` (the //! lines), a function, type, constant or
 static by name, a method as `Type::name`, a trait impl as
 `impl Trait for Type`, or `mod name`. `use` lines may differ freely:
 they follow from the rest.
+
+Items like `run`, `Options` or `header` change in almost every chapter,
+so a name alone cannot tell a fix carried from a fix forgotten. What
+chapter N does to each item it declares changed is therefore locked in
+chapters/NN-slug/changes.lock, written by `chapters.py lock N`:
+
+  == src/FILE.rs: ITEM         an item changed in a file both solutions have
+  @@                           a hunk: consecutive lines that differ
+  -LINE                        a line of solution N-1 that N does not have
+  +LINE                        a line of solution N that N-1 does not have
+  == src/FILE.rs: ITEM         an item solution N-1 does not have ...
+  added                        ... (its text is the chapter's own)
+  == src/FILE.rs: ITEM         an item solution N no longer has
+  removed
+
+The hunks are the diff of the item's text (trailing spaces and blank
+lines around it aside) with no context and no line numbers; entries are
+sorted by file and item. `check` makes them again from the solutions
+and fails on any difference. A change made to an item in solution N-1
+and not carried into N shows as a new or altered hunk, and so does a
+change made in N alone. The same change made in both outside the hunks
+(a carried fix) only moves the hunks, and the lock holds no line
+numbers: carrying needs no new lock. Changing what a chapter does
+needs one (`lock N`), and the lock's diff shows the reviewer the change.
+What the lock cannot see is a change to N-1 that leaves every hunk's
+lines as they were, such as moving a line that chapter N deletes anyway.
 """
 
 import difflib
@@ -285,6 +312,177 @@ def check_chain(previous, current, errors):
         errors.append(f"{where}: {file} is in neither solution")
 
 
+# --- the lock: what each chapter does to each item ---------------------
+
+def item_diff(old, new):
+    """What turns item text `old` into `new`, as lock lines: each hunk is
+    an `@@` line, then the lines removed (-), then the lines added (+).
+    No context and no line numbers: a change made to both texts outside
+    the hunks leaves them as they are."""
+    a, b = normalize(old).split("\n"), normalize(new).split("\n")
+    # autojunk off: a line as common as `}` must still be matched.
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    lines = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            lines.append("@@")
+            lines.extend("-" + line for line in a[i1:i2])
+            lines.extend("+" + line for line in b[j1:j2])
+    return lines
+
+
+def lock_entries(previous, current):
+    """What chapter `current` does to each item it declares changed in a
+    file that solution `previous` has too: {(file, item): lines}."""
+    before = ROOT / "solutions" / previous
+    after = ROOT / "solutions" / current
+    declared, _ = declared_changes(current)
+    entries = {}
+    for file, said in declared.items():
+        old, new = before / file, after / file
+        if not old.exists() or not new.exists():
+            continue  # a new file is the chapter's own; nothing to lock
+        a, b = items_of(old), items_of(new)
+        for key in said - {"new", "removed"}:
+            if key in a and key in b:
+                lines = item_diff(a[key], b[key])
+            elif key in b:
+                lines = ["added"]
+            elif key in a:
+                lines = ["removed"]
+            else:
+                continue  # check_chain reports it
+            if lines:  # an item the same in both: check_chain reports it
+                entries[(file, key)] = lines
+    return entries
+
+
+def lock_path(slug):
+    return ROOT / "chapters" / slug / "changes.lock"
+
+
+def number_of(slug):
+    return int(slug.split("-", 1)[0])
+
+
+def lock_text(number, previous, entries):
+    """The lock file: a header, then the entries sorted by file and item."""
+    out = [
+        f"# What chapter {number} does to each item it changes in a file of "
+        f"solution {number_of(previous)}:",
+        "# the lines it removes (-) and adds (+), hunk by hunk (@@), without",
+        "# context; `added` or `removed` for a whole item. Written by",
+        f"# `python3 scripts/chapters.py lock {number}`: review its diff.",
+    ]
+    for file, key in sorted(entries):
+        out.append("")
+        out.append(f"== {file}: {key}")
+        out.extend(entries[(file, key)])
+    return "\n".join(out) + "\n"
+
+
+def read_lock(path):
+    """A lock file as {(file, item): lines}: comments and blank lines
+    aside, every line belongs to the last `== FILE: ITEM` line."""
+    entries, lines = {}, None
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("== "):
+            file, sep, key = line[3:].partition(": ")
+            if not sep:
+                raise SystemExit(f"{path}:{number}: expected == FILE: ITEM")
+            lines = entries[(file, key)] = []
+        elif line.startswith("#") or not line:
+            continue
+        elif lines is None:
+            raise SystemExit(f"{path}:{number}: a line before any entry")
+        else:
+            lines.append(line)
+    return entries
+
+
+def differences(locked, actual, limit=10):
+    """The lines only in the lock's entry and only in the actual one, at
+    most `limit` of them. `@@` lines are left out, unless they are all
+    that differs (a hunk split in two, or two made one)."""
+    shown = []
+    matcher = difflib.SequenceMatcher(None, locked, actual, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        lines = [("lock: ", line) for line in locked[i1:i2]]
+        lines += [("now:  ", line) for line in actual[j1:j2]]
+        lines = [x for x in lines if x[1] != "@@"] or lines
+        shown.extend(side + line for side, line in lines)
+    if len(shown) > limit:
+        shown[limit:] = [f"... and {len(shown) - limit} more lines"]
+    return shown
+
+
+def check_lock(number, previous, current, errors):
+    """Solution `current` still changes each item of solution `previous`
+    the way the chapter's lock says."""
+    path = lock_path(current)
+    where = path.relative_to(ROOT)
+    if not path.exists():
+        errors.append(
+            f"{where} is missing: write it with "
+            f"`python3 scripts/chapters.py lock {number}` and review it"
+        )
+        return
+    locked = read_lock(path)
+    actual = lock_entries(previous, current)
+    before = number_of(previous)
+    for file, key in sorted(set(locked) | set(actual)):
+        was = locked.get((file, key), ["(not in the lock)"])
+        now = actual.get((file, key), ["(no declared change)"])
+        if was == now:
+            continue
+        shown = "\n".join("      " + line for line in differences(was, now))
+        errors.append(
+            f"chapter {number}: `{key}` in {file} no longer changes from "
+            f"solutions/{previous} to solutions/{current} as {where} says "
+            f"(-: only in solution {before}, +: only in solution "
+            f"{number}):\n{shown}\n"
+            f"    Either `{key}` changed in solutions/{previous} and the "
+            f"change was not carried into solutions/{current}: carry it "
+            f"with `python3 scripts/chapters.py carry {before}` (a fix "
+            f"belongs in the earliest solution with the code);\n"
+            f"    or chapter {number} changed what it does to `{key}`, on "
+            f"purpose: re-lock with `python3 scripts/chapters.py lock "
+            f"{number}`, and review the lock's diff in the commit."
+        )
+
+
+def lock(only):
+    """Write the lock of each chapter in `only` (default: every chapter
+    but the first), and say which entries it changed."""
+    unknown = only - {number for number, _ in chapters()}
+    if unknown:
+        print(f"lock: no chapter {min(unknown)}", file=sys.stderr)
+        return 2
+    previous = None
+    for number, slug in chapters():
+        if previous and (not only or number in only):
+            path = lock_path(slug)
+            entries = lock_entries(previous, slug)
+            print(f"lock: {path.relative_to(ROOT)}: {len(entries)} items")
+            if path.exists():
+                # What a reviewer of the commit should look at.
+                old = read_lock(path)
+                for file, key in sorted(set(old) | set(entries)):
+                    if (file, key) not in entries:
+                        print(f"lock:   dropped `{key}` in {file}")
+                    elif (file, key) not in old:
+                        print(f"lock:   new `{key}` in {file}")
+                    elif old[(file, key)] != entries[(file, key)]:
+                        print(f"lock:   changed `{key}` in {file}")
+            path.write_text(lock_text(number, previous, entries))
+        elif number in only:
+            print(f"lock: chapter {number} has no previous solution")
+        previous = slug
+    return 0
+
+
 def check_starter(number, slug, errors):
     """The starter is its solution with TODO stubs in some bodies, and
     nothing else changed."""
@@ -368,6 +566,7 @@ def check(only):
         if not only or number in only:
             if previous:
                 check_chain(previous, slug, errors)
+                check_lock(number, previous, slug, errors)
             check_starter(number, slug, errors)
         previous = slug
     for error in errors:
@@ -405,6 +604,11 @@ def carry(number):
             subprocess.run(command, input=diff, capture_output=True,
                            text=True, check=True)
             print(f"carry: {target}: carried")
+        elif subprocess.run(command + ["--dry-run", "-R"], input=diff,
+                            capture_output=True, text=True).returncode == 0:
+            # Undoing it would work: the copy has the change already (a
+            # carry to 4 of a fix that `carry 3` took there before).
+            print(f"carry: {target}: has it already")
         else:
             failed += 1
             print(f"carry: {target}: NOT carried, make the change by hand:")
@@ -468,6 +672,8 @@ def main():
     command = sys.argv[1] if len(sys.argv) > 1 else "check"
     if command == "check":
         return check({int(n) for n in sys.argv[2:]})
+    if command == "lock":
+        return lock({int(n) for n in sys.argv[2:]})
     if command == "stats":
         stats()
         return 0
