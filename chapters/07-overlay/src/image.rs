@@ -44,6 +44,7 @@ use serde_json::json;
 
 use crate::idmap::IdRange;
 use crate::records::{self, Record};
+use crate::state;
 use config::{one_layer_config, Image, RunConfig};
 use reference::Reference;
 use store::Store;
@@ -127,7 +128,7 @@ fn import_layer(store: &Store, source: &Path) -> Result<String> {
     let tar_path = scratch.path().join("layer.tar");
     let tar = File::create(&tar_path)
         .with_context(|| format!("create {}", tar_path.display()))?;
-    pack::pack(source, BufWriter::new(tar), false)?;
+    pack::pack(&state::open_dir(source)?, BufWriter::new(tar), false)?;
     store.add_layer(File::open(&tar_path)?, None)
 }
 // ANCHOR_END: import
@@ -148,9 +149,12 @@ pub fn commit(
         );
     };
     let parent = store.image(image_id)?;
-    let upper = records::dir_of(&container.id).join("upper");
-    // Pack the upper directory, whiteouts made OCI's, then add it to
-    // the store as any layer is added.
+    // The upper directory belongs to the container's root (`--userns`):
+    // opened beneath the container's own, following no link.
+    let dir = records::open(&container.id)?;
+    let upper = state::open_beneath(&dir, Path::new("upper"))?;
+    // Pack it, whiteouts made OCI's, then add it to the store as any
+    // layer is added.
     let scratch = store.scratch()?;
     let tar_path = scratch.path().join("layer.tar");
     let file = File::create(&tar_path)

@@ -89,17 +89,23 @@ struct Opened {
 }
 
 // ANCHOR: container_dirs
-/// Make a container's writable layer in its directory: `upper` for what
-/// it writes, `work` for overlayfs, `merged` to mount on. With
-/// `owner`, they belong to the container's root in the host's ids.
-pub fn make_container_dirs(container: &Path, owner: Option<u32>) -> Result<()> {
-    // TODO(ch7): make the container's writable layer in `container`:
-    // three new directories, `upper` (what the container writes), `work`
-    // (overlayfs's own, on the same file system as `upper`) and `merged`
-    // (where the overlay is mounted). With `owner` (`--userns`), the
-    // container's directory and all three belong to that id, user and
-    // group: the container's root must write in them. See std::fs and
-    // std::os::unix::fs::chown.
+/// Make a container's writable layer in its directory, `container`:
+/// `upper` for what it writes, `work` for overlayfs, `merged` to mount
+/// on. With `owner`, they belong to the container's root in the host's
+/// ids; the container's directory stays root's.
+pub fn make_container_dirs(
+    container: &OwnedFd,
+    owner: Option<u32>,
+) -> Result<()> {
+    // TODO(ch7): make the container's writable layer in the directory
+    // `container` (a descriptor): three new directories, `upper` (what
+    // the container writes), `work` (overlayfs's own, on the same file
+    // system as `upper`) and `merged` (where the overlay is mounted).
+    // With `owner` (`--userns`), all three belong to that id, user and
+    // group: the container's root must write in them. The container's
+    // directory itself stays root's. Make and change each by descriptor,
+    // relative to `container`, never by a path a link could redirect:
+    // see mkdirat(2), openat(2) with O_NOFOLLOW, fchown(2) (rustix::fs).
     todo!("make upper, work and merged in {container:?} for {owner:?}")
 }
 // ANCHOR_END: container_dirs
@@ -201,11 +207,11 @@ pub fn oci_whiteout(path: &Path) -> PathBuf {
     todo!("the archive's name of the whiteout {path:?}")
 }
 
-/// Whether overlayfs marked the directory at `path` opaque.
-pub fn is_opaque(path: &Path) -> Result<bool> {
+/// Whether overlayfs marked the directory `dir` (a descriptor) opaque.
+pub fn is_opaque(dir: &OwnedFd) -> Result<bool> {
     for name in OPAQUE_XATTRS {
         let mut value = [0u8; 1];
-        match rustix::fs::lgetxattr(path, name, &mut value[..]) {
+        match rustix::fs::fgetxattr(dir, name, &mut value[..]) {
             Ok(1) if value == *b"y" => return Ok(true),
             // No such attribute, or none of its kind on this file
             // system (`user.*` on tmpfs before Linux 6.6).
@@ -216,9 +222,8 @@ pub fn is_opaque(path: &Path) -> Result<bool> {
                 | rustix::io::Errno::OPNOTSUPP,
             ) => {}
             Err(err) => {
-                return Err(err).with_context(|| {
-                    format!("read {name} of {}", path.display())
-                })
+                return Err(err)
+                    .with_context(|| format!("read {name} of a directory"))
             }
         }
     }

@@ -69,7 +69,6 @@ use std::os::fd::AsRawFd;
 use anyhow::{bail, Result};
 use clap::Args;
 use nix::sched::CloneFlags;
-use nix::sys::signal::SigSet;
 use nix::unistd::{ForkResult, Pid};
 
 use crate::cgroups::{Cgroup, Hierarchy};
@@ -226,9 +225,7 @@ pub fn run(container: &Container) -> Result<u8> {
     // it execs, allocation included.
     let (child, mut pipes) =
         match unsafe { namespaces::clone_child(container.namespaces()) }? {
-            ForkResult::Child => {
-                start(container, &overlay, pipes.child_end(), &signals)
-            }
+            ForkResult::Child => start(container, &overlay, pipes.child_end()),
             ForkResult::Parent { child } => {
                 (Child::new(child), pipes.runtime_end())
             }
@@ -337,12 +334,7 @@ struct Go(());
 /// In the child: become the container's command. Never returns: a
 /// failure goes to the runtime through the error pipe, and the child
 /// exits.
-fn start(
-    container: &Container,
-    overlay: &Overlay,
-    pipes: ChildEnd,
-    signals: &SigSet,
-) -> ! {
+fn start(container: &Container, overlay: &Overlay, pipes: ChildEnd) -> ! {
     let ChildEnd { errors, mut go } = pipes;
     if !go.wait() {
         // The runtime failed to set us up, and says why itself; or it
@@ -382,7 +374,7 @@ fn start(
     let env = container.image.config.env.as_deref().unwrap_or_default();
     process::set_environment(&container.hostname, env);
     if container.options.init {
-        process::run_init(&container.command, errors, signals);
+        process::exec_init(&container.command, errors);
     }
     process::become_command(&container.command, errors)
 }

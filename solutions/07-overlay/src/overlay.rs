@@ -234,11 +234,11 @@ pub fn oci_whiteout(path: &Path) -> PathBuf {
     path.with_file_name(format!(".wh.{name}"))
 }
 
-/// Whether overlayfs marked the directory at `path` opaque.
-pub fn is_opaque(path: &Path) -> Result<bool> {
+/// Whether overlayfs marked the directory `dir` (a descriptor) opaque.
+pub fn is_opaque(dir: &OwnedFd) -> Result<bool> {
     for name in OPAQUE_XATTRS {
         let mut value = [0u8; 1];
-        match rustix::fs::lgetxattr(path, name, &mut value[..]) {
+        match rustix::fs::fgetxattr(dir, name, &mut value[..]) {
             Ok(1) if value == *b"y" => return Ok(true),
             // No such attribute, or none of its kind on this file
             // system (`user.*` on tmpfs before Linux 6.6).
@@ -249,9 +249,8 @@ pub fn is_opaque(path: &Path) -> Result<bool> {
                 | rustix::io::Errno::OPNOTSUPP,
             ) => {}
             Err(err) => {
-                return Err(err).with_context(|| {
-                    format!("read {name} of {}", path.display())
-                })
+                return Err(err)
+                    .with_context(|| format!("read {name} of a directory"))
             }
         }
     }

@@ -166,6 +166,12 @@ impl ErrorPipe {
     // ANCHOR_END: report_and_exit
 }
 
+impl AsFd for ErrorPipe {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 impl AsRawFd for ErrorPipe {
     fn as_raw_fd(&self) -> RawFd {
         self.0.as_raw_fd()

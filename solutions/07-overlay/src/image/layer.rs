@@ -384,7 +384,7 @@ fn copy_tree(
     if file_type.is_dir() {
         fs::create_dir(to)
             .with_context(|| format!("create {}", to.display()))?;
-        if overlay::is_opaque(from)? {
+        if overlay::is_opaque(&open_path(from)?)? {
             overlay::make_opaque(&open_path(to)?)?;
         }
         let mut names: Vec<_> = fs::read_dir(from)?
