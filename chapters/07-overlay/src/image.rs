@@ -18,7 +18,8 @@
 //! - `image/store.rs`: the store: layers, configs, names.
 //! - `image/config.rs`: image configs, read and made.
 //! - `image/digest.rs`: sha256 digests, computed as bytes stream by.
-//! - `image/layer.rs`: layers unpacked, safely; copies for `--userns`.
+//! - `image/layer.rs`: layers unpacked, safely.
+//! - `image/userns.rs`: copies of layers for `--userns`.
 //! - `image/pack.rs`: directories packed as layers.
 //! - `image/archive.rs`: `image load`, of Docker and OCI archives.
 //! - `image/registry.rs`: `pull`, over the OCI distribution API.
@@ -31,6 +32,7 @@ pub mod pack;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod userns;
 
 use std::fs;
 use std::fs::File;
@@ -62,7 +64,7 @@ pub struct Resolved {
 // ANCHOR: resolve
 /// Turn the IMAGE argument into layers to stack. With `userns`, the
 /// container's ids on the host (the first, and how many), the layers
-/// are copies owned by those ids (see `Store::userns_layer`); a
+/// are copies owned by those ids (see `userns::layer`); a
 /// directory is used as it is, and its files are `nobody`'s in the
 /// container (`image import` it to change them).
 pub fn resolve(image: &str, userns: Option<IdRange>) -> Result<Resolved> {
@@ -90,7 +92,7 @@ pub fn resolve(image: &str, userns: Option<IdRange>) -> Result<Resolved> {
     let mut layers = Vec::new();
     for diff_id in &found.config.rootfs.diff_ids {
         layers.push(match userns {
-            Some(ids) => store.userns_layer(diff_id, ids)?,
+            Some(ids) => userns::layer(&store, diff_id, ids)?,
             None => store.layer_dir(diff_id),
         });
     }

@@ -24,6 +24,8 @@
 //!   built-in busybox. `image/`: names, the store, configs, layers,
 //!   archives and registries (its own layout is in `image.rs`).
 //! - `overlay.rs`: overlayfs: the mount, and whiteouts both ways.
+//! - `init.rs`: `--init`'s PID 1, a static program of its own
+//!   (`init/main.rs`), run from memory.
 //! - `idmap.rs`: the host's ids of `--userns`, tincan's own range.
 //! - `records.rs`: containers' records: `ps`, `rm`, names.
 //! - `commands.rs`: the subcommands besides `run`.
@@ -50,6 +52,7 @@ mod commands;
 mod container;
 mod idmap;
 mod image;
+mod init;
 mod limits;
 mod masks;
 mod mounts;

@@ -82,7 +82,7 @@ use crate::process::{self, Child};
 use crate::records::{self, Record};
 use crate::state::{now, random_hex};
 use crate::sync::{self, ChildEnd, Pipes};
-use crate::{namespaces, privileges, rootfs, user};
+use crate::{init, namespaces, privileges, rootfs, user};
 
 // ANCHOR: options
 /// The options of `run`, grouped by what they set up: a new option is
@@ -374,7 +374,7 @@ fn start(container: &Container, overlay: &Overlay, pipes: ChildEnd) -> ! {
     let env = container.image.config.env.as_deref().unwrap_or_default();
     process::set_environment(&container.hostname, env);
     if container.options.init {
-        process::exec_init(&container.command, errors);
+        init::exec_init(&container.command, errors);
     }
     process::become_command(&container.command, errors)
 }

@@ -29,6 +29,11 @@ pub fn become_user(user: Option<&str>) -> Result<bool> {
     };
     let (uid, gid, groups) =
         look_up(user).with_context(|| format!("the image's user {user}"))?;
+    // (uid_t)-1 is no id: setresuid and setresgid take it for "leave
+    // this one as it is", which would leave the user root.
+    if [uid, gid].iter().chain(&groups).any(|&id| id == u32::MAX) {
+        bail!("the image's user {user}: 4294967295 is not an id");
+    }
     if uid == 0 && gid == 0 {
         return Ok(false);
     }

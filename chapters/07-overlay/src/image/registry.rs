@@ -57,6 +57,11 @@ const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.docker.distribution.manifest.v2+json";
 
+/// The most a manifest, an index or a config may weigh, read whole into
+/// memory: 4 MiB, as containerd allows. A layer streams to disk, no
+/// longer than its manifest says.
+const MAX_DOCUMENT: u64 = 4 << 20;
+
 /// A manifest, or an index: the first has a config and layers, the
 /// second a list of manifests.
 #[derive(Deserialize)]
@@ -105,6 +110,16 @@ pub fn pull(
     let Some(config) = &manifest.config else {
         bail!("manifest {wanted}: neither an image's manifest nor an index");
     };
+    // A config is read into memory: no bigger than a document may be,
+    // whatever size the manifest claims.
+    if config.size > MAX_DOCUMENT {
+        bail!(
+            "config {}: {} bytes, more than the {MAX_DOCUMENT} a config \
+             may have",
+            config.digest,
+            config.size
+        );
+    }
     let mut raw = Vec::new();
     registry.blob(config, &mut raw, &ProgressBar::hidden())?;
     let parsed: super::config::Config = serde_json::from_slice(&raw)
@@ -245,7 +260,12 @@ impl Registry {
         if !response.status().is_success() {
             bail!("{}: {}", what(), registry_error(response));
         }
-        let body = response.body_mut().read_to_vec().with_context(what)?;
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_DOCUMENT)
+            .read_to_vec()
+            .with_context(what)?;
         let answer: serde_json::Value =
             serde_json::from_slice(&body).with_context(what)?;
         let token =
@@ -266,7 +286,12 @@ impl Registry {
         let mut response = self
             .get(&format!("manifests/{name}"), MANIFEST_TYPES)
             .with_context(what)?;
-        let bytes = response.body_mut().read_to_vec().with_context(what)?;
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_DOCUMENT)
+            .read_to_vec()
+            .with_context(what)?;
         if let Some(digest) = digest {
             let actual = digest::sha256_digest(&bytes);
             expect_digest(&what(), digest, &actual)?;

@@ -37,8 +37,7 @@ use nix::fcntl::{Flock, FlockArg};
 use super::config::{self, Image};
 use super::digest::{expect_digest, sha256_digest, short_id};
 use super::layer;
-use super::reference::Reference;
-use crate::idmap::IdRange;
+use super::reference::{self, Reference};
 use crate::state::{self, random_hex, write_atomically};
 use crate::trace;
 
@@ -100,6 +99,11 @@ impl Store {
         Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, errno)| errno)
             .with_context(|| format!("lock {}", path.display()))
+    }
+
+    /// The store's own directory, `images/`.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The directory of a layer: `layers/<hex>/diff`.
@@ -191,83 +195,6 @@ impl Store {
         Ok(image)
     }
 
-    /// A layer as a user namespace's root sees it: a copy whose files
-    /// belong to the host's ids of the container's (`--userns`), made on
-    /// first use, as Docker's userns-remap does. Without it, the
-    /// container's root would find the image's files owned by a user it
-    /// does not know (`nobody`), and could change none of them.
-    pub fn userns_layer(&self, diff_id: &str, ids: IdRange) -> Result<PathBuf> {
-        let (base, count) = (ids.base, ids.count);
-        let copies = self.userns_copies(ids)?;
-        let hex = diff_id.strip_prefix("sha256:").unwrap_or(diff_id);
-        let copy = copies.join(hex);
-        if copy.exists() {
-            return Ok(copy);
-        }
-        let scratch = self.scratch()?;
-        let shifted = scratch.path().join("userns");
-        layer::copy_shifted(&self.layer_dir(diff_id), &shifted, base, count)
-            .with_context(|| {
-                format!("layer {diff_id}: copy it for --userns")
-            })?;
-        trace!("rename {} {}", shifted.display(), copy.display());
-        match fs::rename(&shifted, &copy) {
-            Err(_) if copy.exists() => {} // made by another run meanwhile
-            renamed => renamed.with_context(|| {
-                format!("move the copy to {}", copy.display())
-            })?,
-        }
-        Ok(copy)
-    }
-
-    // ANCHOR: userns_copies
-    /// The directory of the copies for the range `ids`:
-    /// `userns/<base>.<count>.<secret>/`, root's, 0711. The container's
-    /// root goes through it to its copies, but no user of the host can
-    /// list it, nor guess its name: a copy holds the image's set-uid
-    /// programs, owned by the container's ids, and no one but the
-    /// container may run them or write where it reads.
-    fn userns_copies(&self, ids: IdRange) -> Result<PathBuf> {
-        // Two runs must not both make the directory of a range.
-        let _lock = self.lock()?;
-        let all = self.root.join("userns");
-        let closed = |path: &Path| -> Result<()> {
-            std::os::unix::fs::chown(path, Some(0), Some(0))?;
-            fs::set_permissions(path, fs::Permissions::from_mode(0o711))
-                .with_context(|| format!("chmod 711 {}", path.display()))
-        };
-        fs::create_dir_all(&all)
-            .with_context(|| format!("create {}", all.display()))?;
-        closed(&all)?;
-        let prefix = format!("{}.{}.", ids.base, ids.count);
-        let mut found = None;
-        for entry in fs::read_dir(&all)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let secret = name.rsplit('.').next().unwrap_or_default();
-            let is_copies = name.split('.').count() == 3
-                && secret.len() == 32
-                && secret.bytes().all(|b| b.is_ascii_hexdigit());
-            if !is_copies {
-                // Copies of an older layout, at names anyone can guess.
-                fs::remove_dir_all(entry.path()).ok();
-            } else if name.starts_with(&prefix) {
-                found = Some(entry.path());
-            }
-        }
-        if let Some(found) = found {
-            return Ok(found);
-        }
-        let new = self.scratch()?;
-        closed(new.path())?;
-        let copies = all.join(format!("{prefix}{}", random_hex(16)));
-        trace!("rename {} {}", new.path().display(), copies.display());
-        fs::rename(new.path(), &copies)
-            .with_context(|| format!("create {}", copies.display()))?;
-        Ok(copies)
-    }
-    // ANCHOR_END: userns_copies
-
     pub fn config_path(&self, id: &str) -> PathBuf {
         let hex = id.strip_prefix("sha256:").unwrap_or(id);
         self.root.join("configs").join(format!("{hex}.json"))
@@ -284,8 +211,18 @@ impl Store {
     fn names(&self) -> Result<BTreeMap<String, String>> {
         let path = self.root.join("repositories.json");
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("read {}", path.display())),
+            Ok(bytes) => {
+                let names: BTreeMap<String, String> =
+                    serde_json::from_slice(&bytes)
+                        .with_context(|| format!("read {}", path.display()))?;
+                // An id becomes a path in the store: nothing but a
+                // digest, whatever the file says.
+                for (name, id) in &names {
+                    reference::parse_digest(name, id)
+                        .with_context(|| format!("read {}", path.display()))?;
+                }
+                Ok(names)
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 Ok(BTreeMap::new())
             }

@@ -28,12 +28,10 @@
 //! Simpler than a production runtime: extended attributes (file
 //! capabilities such as ping's) and directories' times are not kept.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -42,12 +40,13 @@ use flate2::read::MultiGzDecoder;
 use rustix::fs::{
     chownat, fchmod, fchown, linkat, mkdirat, mknodat, openat2, symlinkat,
     unlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags,
-    Timespec, Timestamps, Uid, CWD,
+    Timespec, Timestamps, Uid,
 };
 use rustix::io::Errno;
 use tar::EntryType;
 
 use super::digest::Hashing;
+use crate::state;
 use crate::{overlay, trace};
 
 /// A layer unpacked: its diff id, and the bytes its files hold.
@@ -62,7 +61,7 @@ pub fn unpack(input: impl Read, dest: &Path) -> Result<Unpacked> {
     fs::create_dir(dest)
         .with_context(|| format!("create {}", dest.display()))?;
     let mut parents = Parents {
-        root: open_path(dest)?,
+        root: state::open_dir(dest)?,
         last: None,
     };
     let mut input = BufReader::new(input);
@@ -312,14 +311,6 @@ fn open_dir(
         .map_err(anyhow::Error::from)
 }
 
-/// Open a directory of ours, by its whole path.
-fn open_path(dir: &Path) -> Result<OwnedFd> {
-    let flags =
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    rustix::fs::open(dir, flags, Mode::empty())
-        .with_context(|| format!("open {}", dir.display()))
-}
-
 /// A later entry replaces an earlier one of the same name.
 fn remove_existing(parent: &OwnedFd, name: &Path) -> Result<()> {
     match unlinkat(parent, name, AtFlags::empty()) {
@@ -335,7 +326,11 @@ fn remove_existing(parent: &OwnedFd, name: &Path) -> Result<()> {
     }
 }
 
-fn set_mtime(parent: impl AsFd, name: &Path, mtime: i64) -> Result<()> {
+pub(super) fn set_mtime(
+    parent: impl AsFd,
+    name: &Path,
+    mtime: i64,
+) -> Result<()> {
     let time = Timespec {
         tv_sec: mtime,
         tv_nsec: 0,
@@ -346,78 +341,4 @@ fn set_mtime(parent: impl AsFd, name: &Path, mtime: i64) -> Result<()> {
     };
     utimensat(parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
     Ok(())
-}
-
-// ANCHOR: copy_shifted
-/// Copy the layer `from` to `to`, each owner shifted into the range of
-/// `count` ids from `base`; ids past the range become the top of it.
-/// Hard links stay links; whiteouts and opaque directories stay so.
-pub fn copy_shifted(
-    from: &Path,
-    to: &Path,
-    base: u32,
-    count: u32,
-) -> Result<()> {
-    let mut links = HashMap::new();
-    copy_tree(from, to, &|id: u32| base + id.min(count - 1), &mut links)
-}
-// ANCHOR_END: copy_shifted
-
-fn copy_tree(
-    from: &Path,
-    to: &Path,
-    shift: &dyn Fn(u32) -> u32,
-    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
-) -> Result<()> {
-    let meta = fs::symlink_metadata(from)
-        .with_context(|| format!("stat {}", from.display()))?;
-    let file_type = meta.file_type();
-    let key = (meta.dev(), meta.ino());
-    if !file_type.is_dir() && meta.nlink() > 1 {
-        if let Some(first) = links.get(&key) {
-            fs::hard_link(first, to)
-                .with_context(|| format!("link {}", to.display()))?;
-            return Ok(());
-        }
-        links.insert(key, to.to_path_buf());
-    }
-    if file_type.is_dir() {
-        fs::create_dir(to)
-            .with_context(|| format!("create {}", to.display()))?;
-        if overlay::is_opaque(&open_path(from)?)? {
-            overlay::make_opaque(&open_path(to)?)?;
-        }
-        let mut names: Vec<_> = fs::read_dir(from)?
-            .map(|entry| entry.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()?;
-        names.sort();
-        for name in names {
-            copy_tree(&from.join(&name), &to.join(&name), shift, links)?;
-        }
-    } else if file_type.is_symlink() {
-        std::os::unix::fs::symlink(fs::read_link(from)?, to)?;
-    } else if file_type.is_file() {
-        fs::copy(from, to)
-            .with_context(|| format!("copy {}", from.display()))?;
-    } else if overlay::is_whiteout(&meta) {
-        let parent = open_path(to.parent().unwrap_or(Path::new("/")))?;
-        let name = to.file_name().unwrap_or_default().to_string_lossy();
-        overlay::make_whiteout(&parent, &name)?;
-    } else if file_type.is_fifo() {
-        nix::unistd::mkfifo(
-            to,
-            nix::sys::stat::Mode::from_bits_truncate(0o600),
-        )?;
-    } else {
-        return Ok(()); // no device node is ever in a layer
-    }
-    let (uid, gid) = (shift(meta.uid()), shift(meta.gid()));
-    std::os::unix::fs::lchown(to, Some(uid), Some(gid))
-        .with_context(|| format!("chown {}", to.display()))?;
-    if !file_type.is_symlink() {
-        // After chown, which clears set-uid bits.
-        let mode = fs::Permissions::from_mode(meta.mode() & 0o7777);
-        fs::set_permissions(to, mode)?;
-    }
-    set_mtime(CWD, to, meta.mtime())
 }
