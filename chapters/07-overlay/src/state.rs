@@ -202,6 +202,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_planted_link_is_replaced_not_followed() {
+        let dir = std::env::temp_dir()
+            .join(format!("tincan-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "secret").unwrap();
+        let new = format!("record.json.new.{}", std::process::id());
+        for name in [new.as_str(), "record.json"] {
+            std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
+        }
+        write_atomically(&dir.join("record.json"), b"written").unwrap();
+        let victim_now = std::fs::read_to_string(&victim).unwrap();
+        let record = std::fs::symlink_metadata(dir.join("record.json"));
+        let written = std::fs::read_to_string(dir.join("record.json"));
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(victim_now, "secret", "written through a link");
+        assert!(record.unwrap().is_file());
+        assert_eq!(written.unwrap(), "written");
+    }
+
+    #[test]
     fn times_go_to_rfc_3339_and_back() {
         for seconds in [0, 951_782_400, 1_795_885_200, 4_107_542_399] {
             assert_eq!(parse_rfc3339(&rfc3339(seconds)), Some(seconds));

@@ -17,6 +17,8 @@ use testkit::{rootfs, tincan, Host, TempDir, Tincan};
 mod archives;
 #[path = "chapter7/fixtures.rs"]
 mod fixtures;
+#[path = "chapter7/hardening.rs"]
+mod hardening;
 #[path = "chapter7/registry.rs"]
 mod registry;
 

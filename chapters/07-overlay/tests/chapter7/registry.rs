@@ -261,3 +261,65 @@ fn a_corrupted_blob_is_refused_and_nothing_is_kept() {
         assert_eq!(entries, 0, "{dir} is not empty");
     }
 }
+
+/// A registry that lies: it answers every manifest request with
+/// `manifest`, and stops at nothing else. Its port; it serves until the
+/// test's process ends.
+fn lying_registry(manifest: Vec<u8>) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            while reader.read_line(&mut request).is_ok_and(|n| n > 2) {}
+            let body: &[u8] = if request.contains("/manifests/") {
+                &manifest
+            } else {
+                b"{}"
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: \
+                 application/vnd.oci.image.manifest.v1+json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).ok();
+            stream.write_all(body).ok();
+        }
+    });
+    port
+}
+
+#[test]
+fn a_registry_cannot_make_pull_read_without_bound() {
+    // A config said to weigh 4 EiB, read into memory as it streams,
+    // would take the runtime's memory with it.
+    let config = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": format!("sha256:{}", "a".repeat(64)),
+            "size": 1u64 << 62,
+        },
+        "layers": [],
+    });
+    let huge_config = lying_registry(serde_json::to_vec(&config).unwrap());
+    // A manifest of 5 MiB: more than any real one, read whole.
+    let mut padded = serde_json::to_vec(&config).unwrap();
+    padded.pop();
+    padded.extend(std::iter::repeat_n(b' ', 5 << 20));
+    padded.push(b'}');
+    let huge_manifest = lying_registry(padded);
+    let state = TempDir::new();
+    for (port, said) in [(huge_config, "4194304"), (huge_manifest, "limit")] {
+        let name = format!("127.0.0.1:{port}/huge:1");
+        let pull = tincan_in(state.path()).args(["pull", &name]).run();
+        pull.expect_status(125);
+        let line = pull.error_line();
+        assert!(line.contains(said), "{line}");
+    }
+}
