@@ -25,6 +25,10 @@
 //! - `probe handle FILE`: open FILE the way the "shocker" escape opens
 //!   a host's files: by handle, name_to_handle_at then open_by_handle_at
 //!   (chapter 5 refuses it).
+//! - `probe io-uring`: set up an io_uring, whose requests the kernel
+//!   runs out of a seccomp filter's sight (chapter 5 refuses it).
+//! - `probe personality VALUE`: take the personality VALUE (hex with
+//!   0x), as personality(2) sets it (chapter 5 allows Docker's few).
 
 use std::os::raw::c_int;
 use std::os::unix::fs::chroot;
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
         Some("tiocsti") if args.len() == 3 => tiocsti(&args[2]),
         Some("deathless") => deathless(),
         Some("handle") if args.len() == 3 => handle(&args[2]),
+        Some("io-uring") => io_uring(),
+        Some("personality") if args.len() == 3 => personality(&args[2]),
         _ => Err(io::Error::other(
             "usage: probe escape FILE | orphan | shm KEY | signals | hog \
              | forks | tiocsti TEXT | deathless | handle FILE",
@@ -156,6 +162,9 @@ extern "C" {
     fn shmget(key: c_int, size: usize, flags: c_int) -> c_int;
     fn signal(signum: c_int, handler: extern "C" fn(c_int)) -> usize;
     fn pause() -> c_int;
+    fn syscall(number: std::os::raw::c_long, ...) -> std::os::raw::c_long;
+    #[link_name = "personality"]
+    fn set_personality(persona: std::os::raw::c_ulong) -> c_int;
     fn fork() -> c_int;
     fn write(fd: c_int, buf: *const u8, count: usize) -> isize;
     fn _exit(status: c_int) -> !;
@@ -297,6 +306,34 @@ fn deathless() -> io::Result<()> {
         // SAFETY: pause only waits.
         unsafe { pause() };
     }
+}
+
+/// Set up an io_uring of one entry: io_uring_setup(2), 425 on every
+/// architecture.
+fn io_uring() -> io::Result<()> {
+    const IO_URING_SETUP: std::os::raw::c_long = 425;
+    // struct io_uring_params: 120 bytes the kernel fills in.
+    let mut params = [0u8; 120];
+    // SAFETY: the kernel writes no more than the params it is given.
+    let fd = unsafe { syscall(IO_URING_SETUP, 1u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return Err(last_error("io_uring_setup"));
+    }
+    println!("io_uring ready");
+    Ok(())
+}
+
+/// Take the personality `value`.
+fn personality(value: &str) -> io::Result<()> {
+    let hex = value.trim_start_matches("0x");
+    let persona = std::os::raw::c_ulong::from_str_radix(hex, 16)
+        .map_err(|err| io::Error::other(format!("{value}: {err}")))?;
+    // SAFETY: an integer argument only.
+    if unsafe { set_personality(persona) } < 0 {
+        return Err(last_error("personality"));
+    }
+    println!("personality {value}");
+    Ok(())
 }
 
 /// The error of the last failed call, named after `call`.

@@ -193,8 +193,9 @@ fn root_keeps_only_dockers_capabilities_and_gains_no_more() {
         let run = run_in_rootfs(options, &["sh", "-c", script]).run();
         run.expect_status(0);
         // The same with and without a user namespace: Docker's list but
-        // CAP_MKNOD, in every set; nothing ambient; no_new_privs; a
-        // seccomp filter (2).
+        // CAP_MKNOD, in the bounding, permitted and effective sets;
+        // nothing inheritable or ambient; no_new_privs; a seccomp
+        // filter (2).
         insta::assert_snapshot!("capabilities", run);
     }
 }
@@ -227,6 +228,34 @@ fn what_root_could_do_to_the_host_is_refused() {
                 !run.stdout.contains("it worked") && run.status != 0,
                 "`{attack}` worked, with options {options:?}:\n{run}"
             );
+        }
+    }
+}
+
+#[test]
+fn io_uring_and_odd_personalities_are_refused_as_docker_refuses_them() {
+    // io_uring runs a process's system calls where no seccomp filter
+    // sees them; a personality without address randomization helps an
+    // exploit. Docker's profile refuses both, and allows the few
+    // personalities programs ask for (a 32-bit one, say).
+    for options in BOTH {
+        let refused = [
+            vec!["probe", "io-uring"],
+            vec!["probe", "personality", "0x40000"],
+        ];
+        for attack in refused {
+            let run = run_in_rootfs(options, &attack).run();
+            assert!(
+                run.stderr.contains("Operation not permitted")
+                    && run.status != 0,
+                "`{attack:?}` worked, with options {options:?}:\n{run}"
+            );
+        }
+        for allowed in ["0x0", "0x8", "0x20000", "0xffffffff"] {
+            let run =
+                run_in_rootfs(options, &["probe", "personality", allowed])
+                    .run();
+            run.expect_status(0);
         }
     }
 }

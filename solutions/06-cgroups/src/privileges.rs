@@ -84,10 +84,13 @@ pub fn drop_privileges() -> Result<()> {
 // ANCHOR_END: drop_privileges
 
 // ANCHOR: drop_capabilities
-/// Keep [`KEPT`] in the bounding, permitted, effective and inheritable
-/// sets, and nothing in the ambient set. The bounding set first, while
-/// we still have CAP_SETPCAP in full; the effective set before the
-/// permitted, which must hold it.
+/// Keep [`KEPT`] in the bounding, permitted and effective sets, and
+/// nothing in the inheritable and ambient sets: an inheritable
+/// capability would pass to a program whose file grants it, across an
+/// exec that should gain nothing (Docker emptied it after
+/// CVE-2022-24769). The bounding set first, while we still have
+/// CAP_SETPCAP in full; the effective set before the permitted, which
+/// must hold it.
 fn drop_capabilities() -> Result<()> {
     let kept: CapsHashSet = KEPT.into_iter().collect();
     trace!("capset: keep {KEPT:?}");
@@ -100,7 +103,9 @@ fn drop_capabilities() -> Result<()> {
         }
     }
     caps::clear(None, CapSet::Ambient).context("clear the ambient set")?;
-    for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+    caps::clear(None, CapSet::Inheritable)
+        .context("clear the inheritable set")?;
+    for set in [CapSet::Effective, CapSet::Permitted] {
         caps::set(None, set, &kept)
             .with_context(|| format!("set the {set:?} capabilities"))?;
     }
@@ -154,11 +159,20 @@ const DENIED: &[i64] = &[
     libc::SYS_setns,
     libc::SYS_unshare,
     libc::SYS_vhangup,
+    // io_uring runs system calls of its own, out of the filter's sight.
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_iopl,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_ioperm,
 ];
+
+/// The personalities a container may take, as Docker's profile allows:
+/// Linux's own, with UNAME26, 32-bit, both, and 0xffffffff, which
+/// asks for the current one and changes nothing.
+const PERSONALITIES: [u32; 5] = [0, 0x0008, 0x20000, 0x20008, 0xffff_ffff];
 
 /// The namespace flags of clone(2): a clone that makes a namespace is
 /// refused, a plain fork (or thread) is not.
@@ -195,6 +209,19 @@ pub fn filters() -> Result<[BpfProgram; 2]> {
         libc::TIOCSTI,
     )?;
     rules.insert(libc::SYS_ioctl, vec![SeccompRule::new(vec![tiocsti])?]);
+    // personality(2), but for the values Docker allows: one that turns
+    // address randomization off, say, helps an exploit.
+    let mut other_personality = Vec::new();
+    for allowed in PERSONALITIES {
+        other_personality.push(SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Ne,
+            allowed.into(),
+        )?);
+    }
+    let other_personality = SeccompRule::new(other_personality)?;
+    rules.insert(libc::SYS_personality, vec![other_personality]);
     let mut clone = Vec::new();
     for flag in NAMESPACE_FLAGS {
         let flag = flag as u64;
