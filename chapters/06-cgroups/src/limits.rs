@@ -24,7 +24,7 @@ pub struct Limits {
     #[arg(value_parser = parse_memory)]
     pub memory: Option<u64>,
 
-    /// Limit on the number of processes at once
+    /// Limit on the number of processes at once [default: 2048]
     #[arg(long = "pids-limit", value_name = "N")]
     #[arg(allow_negative_numbers = true, value_parser = parse_pids)]
     pub pids: Option<u64>,
@@ -72,6 +72,11 @@ pub fn parse_cpus(value: &str) -> Result<u64, String> {
 /// The most processes Linux can number at once on 64-bit machines
 /// (PID_MAX_LIMIT): a limit above it limits nothing.
 const PIDS_MAX: u64 = 4_194_304;
+
+/// The pids limit of a container run without `--pids-limit`, as
+/// podman's: a fork bomb in a container stops there, not when the
+/// host's pids run out.
+pub const DEFAULT_PIDS: u64 = 2048;
 
 /// Parse a `--pids-limit` value: at least one process, the command,
 /// and no more than Linux can have.

@@ -289,6 +289,23 @@ fn a_container_that_shed_its_parent_death_signal_dies_with_the_runtime() {
 }
 
 #[test]
+fn a_container_without_a_pids_limit_has_podmans() {
+    // Without a limit, a fork bomb in a container would take every pid
+    // of the host's: the host could start nothing more, not even a
+    // shell to stop it.
+    let limit = if cgroup_v2() {
+        "/sys/fs/cgroup/pids.max"
+    } else {
+        "/sys/fs/cgroup/pids/pids.max"
+    };
+    for options in BOTH {
+        let run = run_in_rootfs(options, &["cat", limit]).run();
+        run.expect_status(0);
+        assert_eq!(run.stdout, "2048\n", "with {options:?}");
+    }
+}
+
+#[test]
 fn the_container_sees_its_own_cgroup_only_and_cannot_raise_its_limits() {
     let limit = if cgroup_v2() {
         "/sys/fs/cgroup/pids.max"

@@ -50,7 +50,7 @@ use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 use nix::unistd::Pid;
 
 use crate::cleanup::{Cleanup, Undo};
-use crate::limits::{Limits, CPU_PERIOD_US};
+use crate::limits::{Limits, CPU_PERIOD_US, DEFAULT_PIDS};
 use crate::trace;
 
 #[cfg(test)]
@@ -154,9 +154,8 @@ impl Cgroup {
                     // stopped, where the host has swap.
                     self.write_if_there("memory", "memory.swap.max", 0)?;
                 }
-                if let Some(pids) = limits.pids {
-                    self.write("pids", "pids.max", pids)?;
-                }
+                let pids = limits.pids.unwrap_or(DEFAULT_PIDS);
+                self.write("pids", "pids.max", pids)?;
                 if let Some(quota) = limits.cpu_quota {
                     let max = format!("{quota} {CPU_PERIOD_US}");
                     self.write("cpu", "cpu.max", max)?;
@@ -170,9 +169,8 @@ impl Cgroup {
                     let memsw = "memory.memsw.limit_in_bytes";
                     self.write_if_there("memory", memsw, bytes)?;
                 }
-                if let Some(pids) = limits.pids {
-                    self.write("pids", "pids.max", pids)?;
-                }
+                let pids = limits.pids.unwrap_or(DEFAULT_PIDS);
+                self.write("pids", "pids.max", pids)?;
                 if let Some(quota) = limits.cpu_quota {
                     self.write("cpu", "cpu.cfs_period_us", CPU_PERIOD_US)?;
                     self.write("cpu", "cpu.cfs_quota_us", quota)?;
