@@ -12,7 +12,8 @@
 //! - [`tincan!`] and [`Tincan`]: run the binary of the chapter under test.
 //! - [`Run`]: how a run ended, printed as a small report for snapshots.
 //! - [`snapshot_filters`]: what varies between runs, and its placeholders.
-//! - [`Host`]: the host's state before and after a run.
+//! - [`Host`]: the host's state before and after a test's runs, where
+//!   they could have changed it (not the whole host: others share it).
 //! - [`TempDir`]: a scratch directory removed on drop.
 
 mod host;
@@ -22,6 +23,7 @@ mod tempdir;
 
 pub use host::{
     cgroup_file, cgroup_v2, eventually, process_is_gone, shm_keys, Host,
+    CONTAINER_MOUNT_POINTS,
 };
 pub use rootfs::{rootfs, PROBE};
 pub use runner::{Run, Running, Tincan};

@@ -154,7 +154,7 @@ fn a_run_that_fails_halfway_exits_125_and_leaves_no_mount() {
     let image = TempDir::new();
     fs::create_dir(image.path().join("proc")).unwrap();
     fs::write(image.path().join("dev"), "not a directory").unwrap();
-    let before = Host::capture();
+    let before = Host::capture_for(&[image.path()]);
     let run = tincan!().arg("run").arg(image.path()).arg("true").run();
     run.expect_status(125).error_line();
     insta::assert_snapshot!("dev_is_a_file", run);
@@ -234,7 +234,7 @@ fn an_image_whose_proc_dev_or_sys_is_a_link_is_refused() {
         let image = small_image(&[dir]);
         std::os::unix::fs::symlink(host.path(), image.path().join(dir))
             .unwrap();
-        let before = Host::capture();
+        let before = Host::capture_for(&[image.path(), host.path()]);
         let run = tincan!().arg("run").arg(image.path()).arg("true").run();
         let line = run.expect_status(125).error_line();
         let expected = format!("/{dir} in the image is a symbolic link");
@@ -303,7 +303,7 @@ fn a_link_swapped_in_for_dev_never_leads_the_runtime_out() {
             flips
         })
     };
-    let before = Host::capture();
+    let before = Host::capture_for(&[image.path(), host.path()]);
     let (mut started, mut refused) = (0, 0);
     for _ in 0..300 {
         let run = tincan!().arg("run").arg(image.path()).arg("true").run();

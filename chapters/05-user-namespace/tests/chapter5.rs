@@ -139,7 +139,7 @@ fn a_failed_start_exits_125_and_leaves_no_mount() {
     let image = TempDir::new();
     fs::create_dir(image.path().join("proc")).unwrap();
     fs::write(image.path().join("dev"), "not a directory").unwrap();
-    let before = Host::capture();
+    let before = Host::capture_for(&[image.path()]);
     let run = tincan!()
         .args(["run", "--userns"])
         .arg(image.path())

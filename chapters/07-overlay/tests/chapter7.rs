@@ -159,7 +159,7 @@ fn store_state(state: &Path) -> Vec<String> {
 #[test]
 fn an_imported_image_runs_and_each_container_writes_its_own_layer() {
     let state = with_rootfs_image();
-    let host = Host::capture();
+    let host = Host::capture_for(&[state.path()]);
     let first = run_ok(
         state.path(),
         &["--name", "first"],
@@ -330,7 +330,7 @@ fn containers_are_listed_named_and_removed() {
 #[test]
 fn a_failed_start_leaves_no_container_and_no_mount() {
     let state = with_rootfs_image();
-    let host = Host::capture();
+    let host = Host::capture_for(&[state.path()]);
     let missing = tincan_in(state.path())
         .args(["run", "nosuch:1", "true"])
         .run();
@@ -357,7 +357,7 @@ fn a_failed_start_leaves_no_container_and_no_mount() {
 #[test]
 fn a_killed_runtime_leaves_no_mount_and_a_dead_container() {
     let state = with_rootfs_image();
-    let host = Host::capture();
+    let host = Host::capture_for(&[state.path()]);
     let mut running = tincan_in(state.path())
         .args(["run", "--name", "killed", "rootfs", "probe", "signals"])
         .spawn();
