@@ -107,7 +107,7 @@ fn v1_is_a_directory_in_each_controllers_tree() {
 }
 
 #[test]
-fn no_limit_asked_is_no_limit_written() {
+fn no_limit_asked_is_the_default_pids_limit_alone() {
     let scratch = Scratch::new(Version::V2, "none");
     let hierarchy = scratch.hierarchy(Version::V2);
     let mut cleanup = Cleanup::new();
@@ -117,7 +117,9 @@ fn no_limit_asked_is_no_limit_written() {
         .unwrap()
         .map(|entry| entry.unwrap().file_name())
         .collect();
-    assert!(files.is_empty(), "wrote {files:?}");
+    assert_eq!(files, ["pids.max"], "wrote {files:?}");
+    assert_eq!(scratch.read("tincan/c0ffee/pids.max"), "2048");
+    std::mem::forget(cleanup);
 }
 
 #[test]
@@ -128,7 +130,10 @@ fn every_directory_is_on_the_undo_list_and_goes_with_it() {
         let mut cleanup = Cleanup::new();
         Cgroup::create(&hierarchy, "c0ffee", &Limits::default(), &mut cleanup)
             .unwrap();
-        assert!(scratch.0.join("pids/tincan/c0ffee").is_dir());
+        let pids = scratch.0.join("pids/tincan/c0ffee");
+        assert!(pids.is_dir());
+        // A real cgroup's files go with it; the scratch's, by hand.
+        fs::remove_file(pids.join("pids.max")).unwrap();
     }
     for controller in CONTROLLERS {
         let own = scratch.0.join(controller).join(OWN_DIR);
