@@ -57,6 +57,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a command as a child process
+    ///
+    /// Nothing is isolated yet: the command is an ordinary process of
+    /// the host's, with the host's files, processes, users and network.
     Run {
         /// The command and its arguments
         #[arg(required = true, trailing_var_arg = true)]

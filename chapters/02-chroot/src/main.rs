@@ -61,6 +61,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a command in a container
+    ///
+    /// Only the files are the image's, and root can leave them: the
+    /// container shares the host's processes, users, hostname and
+    /// network (its interfaces, its 127.0.0.1 services, its abstract
+    /// Unix sockets).
     Run {
         /// A root file system directory, or `busybox`
         image: String,

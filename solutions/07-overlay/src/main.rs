@@ -100,6 +100,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a command in a new container
+    ///
+    /// Not isolated yet: the container shares the host's network. It
+    /// sees the host's interfaces, reaches its 127.0.0.1 services and
+    /// abstract Unix sockets, and, with CAP_NET_RAW, opens raw and packet
+    /// sockets on them. Chapter 8 gives it a network of its own.
     Run {
         #[command(flatten)]
         options: container::Options,

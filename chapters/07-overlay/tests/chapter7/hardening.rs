@@ -278,3 +278,19 @@ fn a_hand_edited_name_cannot_lead_out_of_the_store() {
     }
     assert!(victim.path().join("x.json").exists());
 }
+
+#[test]
+fn run_help_says_the_network_is_still_the_hosts() {
+    // Until chapter 8, a container reaches the host's 127.0.0.1 and its
+    // abstract sockets: a learner must not take it for isolated.
+    let help = tincan_in(TempDir::new().path())
+        .args(["run", "--help"])
+        .run();
+    help.expect_status(0);
+    assert!(
+        help.stdout.contains("shares the host's network")
+            && help.stdout.contains("127.0.0.1"),
+        "{}",
+        help.stdout
+    );
+}
