@@ -126,45 +126,46 @@ fn a_record_cannot_send_rm_to_another_directory() {
     assert_eq!(left, 0);
 }
 
+/// Both ways a container runs: its root the host's root, or not.
+const BOTH: [&[&str]; 2] = [&[], &["--userns"]];
+
 #[test]
 fn commit_follows_no_link_out_of_a_container() {
-    let state = with_rootfs_image();
-    let secret = TempDir::new();
-    fs::write(secret.path().join("secret"), "hunter2").unwrap();
-    run_ok(state.path(), &["--name", "linked"], "rootfs", &["true"]);
-    let upper = container_dir(state.path()).join("upper");
-    fs::remove_dir_all(&upper).unwrap();
-    std::os::unix::fs::symlink(secret.path(), &upper).unwrap();
-    let commit = tincan_in(state.path())
-        .args(["commit", "linked", "stolen"])
-        .run();
-    commit.expect_status(125);
-    commit.error_line();
-    let images = tincan_in(state.path()).args(["image", "ls"]).run();
-    assert!(!images.stdout.contains("stolen"), "{}", images.stdout);
+    for options in BOTH {
+        let state = with_rootfs_image();
+        let secret = TempDir::new();
+        fs::write(secret.path().join("secret"), "hunter2").unwrap();
+        let named = [options, &["--name", "linked"]].concat();
+        run_ok(state.path(), &named, "rootfs", &["true"]);
+        let upper = container_dir(state.path()).join("upper");
+        fs::remove_dir_all(&upper).unwrap();
+        std::os::unix::fs::symlink(secret.path(), &upper).unwrap();
+        let commit = tincan_in(state.path())
+            .args(["commit", "linked", "stolen"])
+            .run();
+        commit.expect_status(125);
+        commit.error_line();
+        let images = tincan_in(state.path()).args(["image", "ls"]).run();
+        assert!(!images.stdout.contains("stolen"), "{options:?}: {images}");
+    }
 }
 
 #[test]
 fn commit_refuses_a_name_kept_for_whiteouts() {
     // Committed as it is, `.wh.sh` would delete /bin/sh from the image.
-    let state = with_rootfs_image();
-    run_ok(
-        state.path(),
-        &["--name", "tricky"],
-        "rootfs",
-        &["touch", "/bin/.wh.sh"],
-    );
-    let commit = tincan_in(state.path())
-        .args(["commit", "tricky", "tricked"])
-        .run();
-    commit.expect_status(125);
-    let line = commit.error_line();
-    assert!(
-        line.contains("/bin/.wh.sh") && line.contains(".wh."),
-        "{line}"
-    );
-    let images = tincan_in(state.path()).args(["image", "ls"]).run();
-    assert!(!images.stdout.contains("tricked"), "{}", images.stdout);
+    for options in BOTH {
+        let state = with_rootfs_image();
+        let named = [options, &["--name", "tricky"]].concat();
+        run_ok(state.path(), &named, "rootfs", &["touch", "/bin/.wh.sh"]);
+        let commit = tincan_in(state.path())
+            .args(["commit", "tricky", "tricked"])
+            .run();
+        commit.expect_status(125);
+        let line = commit.error_line();
+        assert!(line.contains("/bin/.wh.sh"), "{options:?}: {line}");
+        let images = tincan_in(state.path()).args(["image", "ls"]).run();
+        assert!(!images.stdout.contains("tricked"), "{options:?}: {images}");
+    }
 }
 
 #[test]
