@@ -1,6 +1,6 @@
 //! Build the container's init (init/main.rs) as a static binary: it runs
 //! in the container's root file system, which holds no C library of the
-//! host's. The runtime keeps its bytes (`process::INIT`) and runs it from
+//! host's. The runtime keeps its bytes (`init::INIT`) and runs it from
 //! memory with `run --init`.
 
 use std::env;

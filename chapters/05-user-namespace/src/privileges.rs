@@ -11,8 +11,9 @@
 //! chapter 4, mount the cgroup trees and lift its own limits, read the
 //! host's files by handle. So, as Docker does, before the command runs:
 //!
-//! 1. capabilities: keep Docker's default few, in every set, for good
-//!    (the bounding set, which caps what any later exec can gain);
+//! 1. capabilities: keep Docker's default few, for good (the bounding
+//!    set, which caps what any later exec can gain), and none to pass
+//!    on through an exec (the inheritable and ambient sets);
 //! 2. no_new_privs: no exec, of a set-uid program or one with file
 //!    capabilities, may gain privileges again;
 //! 3. seccomp: a filter the kernel runs on every system call, refusing
@@ -95,9 +96,10 @@ fn drop_capabilities() -> Result<()> {
     // TODO(ch5): leave the process holding exactly the capabilities of
     // `KEPT`: none of the others in the bounding set (which caps what any
     // exec may gain, and can only shrink), nothing in the ambient and
-    // inheritable sets, and `KEPT` in the effective and permitted sets. Mind the
-    // order capabilities(7) imposes: the bounding set needs CAP_SETPCAP
-    // effective; the effective set must stay within the permitted one.
+    // inheritable sets, and `KEPT` in the effective and permitted sets.
+    // Mind the order capabilities(7) imposes: the bounding set needs
+    // CAP_SETPCAP effective; the effective set must stay within the
+    // permitted one.
     // The `caps` crate has a call for each set; drop only what this kernel
     // knows (`caps::runtime::thread_all_supported`). A trace line.
     todo!("drop every capability but {:?}", KEPT)

@@ -9,7 +9,7 @@
 //! on, the init is this small program: built static (it runs in the
 //! container's root, which has no C library of the host's), kept in the
 //! runtime's binary, and run from a sealed copy in memory
-//! (`process::exec_init`), with the container's environment only.
+//! (`init::exec_init`), with the container's environment only.
 //!
 //!   tincan-init FD -- COMMAND [ARGS]...
 //!

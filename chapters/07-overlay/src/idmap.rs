@@ -26,6 +26,7 @@
 //! /etc/subuid is what keeps `useradd` away from a range).
 
 use std::fs::{self, File};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -80,7 +81,11 @@ fn files() -> [PathBuf; 2] {
 /// tincan's range, reserved in both files on first use, under a lock.
 pub fn reserved() -> Result<IdRange> {
     let lock_path = state::dir().join("subids.lock");
-    fs::create_dir_all(state::dir())
+    // As the store makes it: others may go through, to what is theirs.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(state::dir())
         .with_context(|| format!("create {}", state::dir().display()))?;
     let lock = File::create(&lock_path)
         .with_context(|| format!("open {}", lock_path.display()))?;

@@ -10,9 +10,9 @@
 //! and it must reap them when they exit or they stay zombies; and the
 //! kernel does not deliver it a signal it has no handler for, so a plain
 //! SIGTERM does not stop it. Most programs are not written to be PID 1.
-//! With `--init`, the child stays PID 1, runs the command as its own
-//! child, forwards signals to it and reaps every orphan: the same wait
-//! loop the runtime itself runs.
+//! With `--init`, PID 1 is an init of tincan's own (`init.rs`), which
+//! runs the command as its child, forwards signals to it and reaps
+//! every orphan, as the runtime's own wait loop does here.
 //!
 //! Syscalls: [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html),
 //! [execvp(3)](https://man7.org/linux/man-pages/man3/execvp.3.html),
@@ -232,8 +232,8 @@ pub fn close_inherited_files(keep: &[RawFd]) -> Result<()> {
 }
 // ANCHOR_END: close_inherited_files
 
-/// The last step of the child, or of the init's child: exec the command,
-/// with every signal as programs expect to find it. Never returns.
+/// The last step of the child: exec the command, with every signal as
+/// programs expect to find it. Never returns.
 pub fn become_command(command: &[String], errors: ErrorPipe) -> ! {
     reset_signals();
     trace!("execvp({command:?})");

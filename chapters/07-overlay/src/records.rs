@@ -74,6 +74,7 @@ pub fn dir_of(id: &str) -> PathBuf {
     containers_dir().join(id)
 }
 
+// ANCHOR: open
 /// Whether `name` is a container's id: twelve hex digits, as tincan
 /// makes them, or Docker's sixty-four.
 pub fn is_id(name: &str) -> bool {
@@ -92,6 +93,7 @@ pub fn open(id: &str) -> Result<OwnedFd> {
     let all = open_dir(&containers_dir())?;
     open_beneath(&all, Path::new(id)).with_context(|| format!("container {id}"))
 }
+// ANCHOR_END: open
 
 impl Record {
     /// A new record, for a container about to start.

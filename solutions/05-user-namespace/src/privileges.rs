@@ -11,8 +11,9 @@
 //! chapter 4, mount the cgroup trees and lift its own limits, read the
 //! host's files by handle. So, as Docker does, before the command runs:
 //!
-//! 1. capabilities: keep Docker's default few, in every set, for good
-//!    (the bounding set, which caps what any later exec can gain);
+//! 1. capabilities: keep Docker's default few, for good (the bounding
+//!    set, which caps what any later exec can gain), and none to pass
+//!    on through an exec (the inheritable and ambient sets);
 //! 2. no_new_privs: no exec, of a set-uid program or one with file
 //!    capabilities, may gain privileges again;
 //! 3. seccomp: a filter the kernel runs on every system call, refusing

@@ -1,8 +1,8 @@
 //! The undo list: what the runtime made on the host, and how to remove it.
 //!
 //! A container leaves things on the host while it runs: a cgroup here;
-//! in later chapters an overlay mount, a veth pair, firewall rules, an
-//! address lease. Each is registered here the moment before it is made,
+//! in later chapters a container's directory, a veth pair, firewall
+//! rules, an address lease. Each is registered here the moment before it is made,
 //! with how to undo it, and undone, last made first:
 //!
 //! - by the runtime, when it returns, fails halfway, or panics (on drop);

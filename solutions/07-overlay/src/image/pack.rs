@@ -70,6 +70,7 @@ fn pack_dir<W: Write>(
         let meta = File::from(entry).metadata()?;
         let file_type = meta.file_type();
         let mut header = header_for(&meta);
+        // ANCHOR: whiteout_names
         let is_whiteout = whiteouts && overlay::is_whiteout(&meta);
         if !is_whiteout
             && name.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes())
@@ -80,6 +81,7 @@ fn pack_dir<W: Write>(
                 inside.display()
             );
         }
+        // ANCHOR_END: whiteout_names
         if is_whiteout {
             let hidden = overlay::oci_whiteout(&inside);
             header.set_entry_type(EntryType::Regular);
