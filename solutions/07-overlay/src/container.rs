@@ -287,7 +287,9 @@ fn make_container(
     let owner = container.ids.map(|ids| ids.base);
     overlay::make_container_dirs(&opened, owner)?;
     let userxattr = container.ids.is_some();
-    let overlay = Overlay::new(&container.image.layers, &dir, userxattr);
+    let volatile = container.options.rm;
+    let overlay =
+        Overlay::new(&container.image.layers, &dir, userxattr, volatile);
     Ok((record, overlay))
 }
 // ANCHOR_END: make_container

@@ -67,6 +67,9 @@ pub struct Overlay {
     pub merged: PathBuf,
     /// In a user namespace, overlayfs keeps its attributes in `user.*`.
     pub userxattr: bool,
+    /// The writable layer goes when the container stops (`run --rm`):
+    /// nothing of it need reach the disk.
+    pub volatile: bool,
 }
 
 impl Overlay {
@@ -75,6 +78,7 @@ impl Overlay {
         lower: &[PathBuf],
         container: &Path,
         userxattr: bool,
+        volatile: bool,
     ) -> Overlay {
         Overlay {
             lower: lower.to_vec(),
@@ -82,6 +86,7 @@ impl Overlay {
             work: container.join("work"),
             merged: container.join("merged"),
             userxattr,
+            volatile,
         }
     }
 }
@@ -159,7 +164,19 @@ pub fn mount_overlay(overlay: &Overlay) -> Result<OwnedFd> {
         work: open(&overlay.work)?,
     };
     let options = options(&opened, overlay.userxattr);
-    mount_on(&overlay.merged, &options).with_context(|| {
+    // `volatile` (Linux 5.10): unmounted, the overlay does not sync the
+    // whole file system of its upper directory, a wait as long as the
+    // disk has writes queued, anyone's. A crash may lose what a volatile
+    // layer wrote; `--rm` throws it away anyway. An older kernel refuses
+    // the option: then the overlay is mounted without it.
+    let volatile = format!("{options},volatile");
+    let mounted = if overlay.volatile {
+        mount_on(&overlay.merged, &volatile)
+            .or_else(|_| mount_on(&overlay.merged, &options))
+    } else {
+        mount_on(&overlay.merged, &options)
+    };
+    mounted.with_context(|| {
         format!("mount overlay ({} layers)", overlay.lower.len())
     })?;
     open(&overlay.merged).context("open the merged tree")

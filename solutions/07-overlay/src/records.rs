@@ -39,8 +39,8 @@ use anyhow::{bail, Context, Result};
 use rustix::fs::{openat, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::state::write_atomically_at;
 use crate::state::{self, ago, now, open_beneath, open_dir};
+use crate::state::{replace_at, Durability};
 
 /// The name of a container's record in its directory.
 const RECORD: &str = "container.json";
@@ -180,12 +180,15 @@ pub fn save(record: &Record) -> Result<()> {
 
 fn write_record(dir: &OwnedFd, record: &Record) -> Result<()> {
     let json = serde_json::to_vec_pretty(record)?;
-    write_atomically_at(dir, OsStr::new(RECORD), &json)
+    // No fsync: a record is not worth the wait for the disk. A crash
+    // may leave it empty: `list` passes over a record it cannot read.
+    replace_at(dir, OsStr::new(RECORD), &json, Durability::Cache)
         .with_context(|| format!("write the record of {}", record.id))
 }
 
-/// The record of the container `id`, if it has one yet: read without
-/// following a link, and its id the directory's.
+/// The record of the container `id`, if it has one yet (and one a crash
+/// did not cut short): read without following a link, and its id the
+/// directory's.
 fn read_record(id: &str) -> Result<Option<Record>> {
     let dir = open(id)?;
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -197,8 +200,9 @@ fn read_record(id: &str) -> Result<Option<Record>> {
         Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(err) => return Err(err).context(format!("read {id}/{RECORD}")),
     };
-    let mut record: Record = serde_json::from_slice(&bytes)
-        .with_context(|| format!("read {id}/{RECORD}"))?;
+    let Ok(mut record) = serde_json::from_slice::<Record>(&bytes) else {
+        return Ok(None);
+    };
     record.id = id.to_string();
     Ok(Some(record))
 }

@@ -43,16 +43,40 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("write {}", path.display()))
 }
 
+/// How far a write must reach before it counts as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// The disk (fsync): what the store holds, which a crash must not
+    /// cut short.
+    Disk,
+    /// The kernel's cache, as every process sees it: what is worth less
+    /// than the wait for a disk (fsync waits for everyone's writes
+    /// queued before ours), such as a container's record; runc and crun
+    /// write their state so too.
+    Cache,
+}
+
 // ANCHOR: write_atomically_at
-/// Write the file `name` of the directory `dir` whole or not at all.
-/// Nothing is written through a link: the new file is made beside the
-/// old with O_EXCL and O_NOFOLLOW (a link planted under its name is
-/// removed, not followed), then renamed over `name`, which replaces a
-/// link rather than writing where it points.
+/// Write the file `name` of the directory `dir` whole or not at all, on
+/// the disk.
 pub fn write_atomically_at(
     dir: &OwnedFd,
     name: &OsStr,
     bytes: &[u8],
+) -> Result<()> {
+    replace_at(dir, name, bytes, Durability::Disk)
+}
+
+/// Write the file `name` of the directory `dir` whole or not at all,
+/// as far as `durability` says. Nothing is written through a link: the
+/// new file is made beside the old with O_EXCL and O_NOFOLLOW (a link
+/// planted under its name is removed, not followed), then renamed over
+/// `name`, which replaces a link rather than writing where it points.
+pub fn replace_at(
+    dir: &OwnedFd,
+    name: &OsStr,
+    bytes: &[u8],
+    durability: Durability,
 ) -> Result<()> {
     let mut new = name.to_os_string();
     new.push(format!(".new.{}", std::process::id()));
@@ -74,7 +98,10 @@ pub fn write_atomically_at(
     let mut file = File::from(fd);
     let written = file
         .write_all(bytes)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| match durability {
+            Durability::Disk => file.sync_all(),
+            Durability::Cache => Ok(()),
+        })
         .map_err(anyhow::Error::from)
         .and_then(|()| Ok(renameat(dir, &new, dir, name)?));
     if written.is_err() {
