@@ -280,8 +280,7 @@ fn make_container(
     let opened = {
         // Two runs must not take the same name; `image rm` must not
         // take an image from under a container being made.
-        let store = Store::open()?;
-        let _lock = store.lock()?;
+        let _lock = Store::lock_alone()?;
         records::create(&record)?
     };
     let owner = container.ids.map(|ids| ids.base);

@@ -278,7 +278,11 @@ pub fn images_in_use() -> Result<std::collections::BTreeSet<String>> {
 
 /// A process's start time, from /proc/PID/stat (field 22).
 fn start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // In one read: the file is a line, and /proc makes it at each read.
+    let mut bytes = [0u8; 1024];
+    let mut file = File::open(format!("/proc/{pid}/stat")).ok()?;
+    let read = file.read(&mut bytes).ok()?;
+    let stat = String::from_utf8_lossy(&bytes[..read]);
     // The command name, in parentheses, may hold spaces: count from
     // the last parenthesis.
     let after = &stat[stat.rfind(')')? + 2..];

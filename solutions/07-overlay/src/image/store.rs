@@ -86,6 +86,18 @@ impl Store {
         Ok(store)
     }
 
+    /// The store's lock alone, held until the guard is dropped, for a
+    /// run that needs nothing else of the store: the store is set up
+    /// only when it is not there yet.
+    pub fn lock_alone() -> Result<Flock<File>> {
+        let root = state::dir().join("images");
+        if root.is_dir() {
+            Store { root }.lock()
+        } else {
+            Store::open()?.lock()
+        }
+    }
+
     /// Hold the store's lock until the returned guard is dropped: names
     /// change, and layers are removed, only under it.
     pub fn lock(&self) -> Result<Flock<File>> {
