@@ -704,3 +704,85 @@ fn an_image_of_sixty_layers_runs_with_later_layers_on_top() {
         "59\n58\ncat: can't open '/layers/10': No such file or directory\n"
     );
 }
+
+/// A layer of busybox and the applets `names`, under /bin.
+fn busybox_layer(names: &[&str]) -> Vec<u8> {
+    let busybox = std::fs::read(rootfs().join("bin/busybox")).unwrap();
+    let links: Vec<(String, &str)> = names
+        .iter()
+        .map(|name| (format!("bin/{name}"), "busybox"))
+        .collect();
+    let links: Vec<(&str, &str)> =
+        links.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    layer_tar(&[("bin/busybox", &busybox, 0o755)], &links)
+}
+
+#[test]
+fn deletions_and_opaque_directories_hold_in_a_user_namespace_too() {
+    // Under --userns, overlayfs may keep its marks only in `user.*`
+    // attributes (`userxattr`), and reads only those: a layer's opaque
+    // directory must carry that mark too, and a deletion in the
+    // container must work, not fail with EIO.
+    let state = TempDir::new();
+    let archive = state.path().join("opaque.tar");
+    let applets = ["sh", "ls", "rm", "mkdir", "wc", "echo"];
+    let lower = layer_tar(
+        &[
+            ("d/a", b"a", 0o644),
+            ("d/b", b"b", 0o644),
+            ("etc/x", b"x", 0o644),
+        ],
+        &[],
+    );
+    let upper =
+        layer_tar(&[("d/.wh..wh..opq", b"", 0o644), ("d/c", b"c", 0o644)], &[]);
+    let layers = [busybox_layer(&applets), lower, upper];
+    docker_archive(&archive, "opaque:1", serde_json::json!({}), &layers);
+    tincan_in(state.path())
+        .args(["image", "load"])
+        .arg(&archive)
+        .run()
+        .expect_status(0);
+    let script = "ls /d; rm -r /etc && mkdir /etc && ls /etc | wc -l";
+    for options in [&["--rm"][..], &["--rm", "--userns"]] {
+        let out =
+            run_ok(state.path(), options, "opaque:1", &["sh", "-c", script]);
+        assert_eq!(out, "c\n0\n", "with {options:?}");
+    }
+}
+
+#[test]
+fn a_device_node_in_a_directory_image_does_not_work() {
+    // A directory image is the overlay's lower layer as it is, device
+    // nodes and all: mounted without `nodev`, a node the image's owner
+    // made would open the host's device.
+    let image = TempDir::new();
+    let copied = std::process::Command::new("cp")
+        .args(["-a", &format!("{}/.", rootfs().display())])
+        .arg(image.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let node = image.path().join("null");
+    let made = std::process::Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let state = TempDir::new();
+    let script = "echo x > /null && echo opened";
+    for options in [&["--rm"][..], &["--rm", "--userns"]] {
+        let run = tincan_in(state.path())
+            .args(["run"])
+            .args(options)
+            .arg(image.path())
+            .args(["sh", "-c", script])
+            .run();
+        assert!(
+            !run.stdout.contains("opened") && run.status != 0,
+            "with {options:?}: {run}"
+        );
+        assert!(run.stderr.contains("Permission denied"), "{run}");
+    }
+}
