@@ -247,3 +247,6 @@ pub fn is_opaque(dir: &OwnedFd) -> Result<bool> {
     Ok(false)
 }
 // ANCHOR_END: commit_whiteouts
+
+#[cfg(test)]
+mod tests;
