@@ -43,9 +43,10 @@ a run that never ends is most often one of:
   in the child instead of the runtime (its first fork is PID 1, and
   when that exits, fork fails);
 - a clone(2) without SIGCHLD among its flags (chapter 5's clone_child):
-  the child's exit then sends the runtime no SIGCHLD, and waitpid
-  without __WALL does not even see that child, so a runtime waiting in
-  sigwait for SIGCHLD waits for ever. fork sends it; a clone must ask.";
+  a child that exits before it execs (a start that fails) then sends
+  the runtime no SIGCHLD, and waitpid without __WALL does not see it,
+  so a runtime waiting for SIGCHLD waits for ever. fork sends SIGCHLD;
+  a clone must ask for it.";
 
 /// A command line for the chapter's binary, built up before it runs.
 pub struct Tincan {
