@@ -43,8 +43,8 @@ a run that never ends is most often one of:
   in the child instead of the runtime (its first fork is PID 1, and
   when that exits, fork fails);
 - a clone(2) without SIGCHLD among its flags (chapter 5's clone_child):
-  a child that exits before it execs (a start that fails) then sends
-  the runtime no SIGCHLD, and waitpid without __WALL does not see it,
+  a child that exits without ever exec'ing (the init of `--init`) then
+  sends the runtime no SIGCHLD, and waitpid without __WALL misses it,
   so a runtime waiting for SIGCHLD waits for ever. fork sends SIGCHLD;
   a clone must ask for it.";
 

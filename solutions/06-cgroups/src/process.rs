@@ -352,7 +352,19 @@ fn wait_for(child: Pid, signals: &SigSet) -> Result<u8> {
             trace!("kill({child}, {signal})");
             // The child may be exiting at this very moment: ESRCH is fine.
             kill(child, signal).ok();
-            continue;
+            // A child cloned without SIGCHLD among its flags, that never
+            // execs (the init of `--init`), says nothing when it exits,
+            // and plain waitpid does not see it: look for it at each
+            // signal, with __WALL, so that TERM or Ctrl-C ends a runtime
+            // whose child is gone, rather than go unheard.
+            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+            match waitpid(child, Some(flags)) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
+                Ok(WaitStatus::Signaled(_, signal, _)) => {
+                    return Ok(128 + signal as u8)
+                }
+                _ => continue,
+            }
         }
         // SIGCHLD: one or more children changed state (several exits can
         // share one signal). Reap every child that has exited, ours or
