@@ -102,15 +102,19 @@ pub fn make_container_dirs(
     container: &OwnedFd,
     owner: Option<u32>,
 ) -> Result<()> {
-    // TODO(ch7): make the container's writable layer in the directory
-    // `container` (a descriptor): three new directories, `upper` (what
-    // the container writes), `work` (overlayfs's own, on the same file
-    // system as `upper`) and `merged` (where the overlay is mounted).
-    // With `owner` (`--userns`), all three belong to that id, user and
-    // group: the container's root must write in them. The container's
-    // directory itself stays root's. Make and change each by descriptor,
-    // relative to `container`, never by a path a link could redirect:
-    // see mkdirat(2), openat(2) with O_NOFOLLOW, fchown(2) (rustix::fs).
+    // TODO(ch7): the container's writable layer, in its directory
+    // `container` (an open descriptor): `upper`, `work` and `merged`,
+    // each new (a name already there is an error). With `owner`
+    // (`--userns`), the three belong to that id, as user and as group:
+    // the container's root writes in them, and overlayfs, which that
+    // root mounts, works in `upper` and `work` with its credentials
+    // ("Permission model" in the kernel's overlayfs documentation). The
+    // container's directory stays root's. Whoever holds that id may put
+    // a link in a name's place at any moment: no step may follow a name
+    // a link could redirect. open(2) says how to work relative to a
+    // directory's descriptor, and how not to follow a link; chown(2),
+    // how to change the owner of a file already open. A trace line per
+    // directory, and a context naming it.
     todo!("make upper, work and merged in {container:?} for {owner:?}")
 }
 // ANCHOR_END: container_dirs
@@ -120,13 +124,15 @@ pub fn make_container_dirs(
 /// image's list is the top), then the upper and work directories, each
 /// named by its descriptor.
 fn options(opened: &Opened, userxattr: bool) -> String {
-    // TODO(ch7): the overlay's mount options, as overlayfs reads them:
-    // `lowerdir=A:B:C,upperdir=U,workdir=W`, and `,userxattr` when
-    // `userxattr` is set. In `lowerdir`, the top layer comes first; the
-    // image's list (`opened.lower`) is bottom first. Name each directory
-    // by its descriptor, `/proc/self/fd/N` (see `as_raw_fd`): sixty
-    // layers of long paths would not fit in the page the kernel takes.
-    // https://docs.kernel.org/filesystems/overlayfs.html
+    // TODO(ch7): the string of options that mounts this overlay: the
+    // image's layers (`opened.lower`, bottom first, as a config lists
+    // them) below the upper directory, with the work directory, and
+    // overlayfs's attributes kept in `user.*` when `userxattr` is set.
+    // The kernel's overlayfs documentation names the options and says
+    // in which order it stacks lower layers ("Multiple lower layers",
+    // "User xattr"): https://docs.kernel.org/filesystems/overlayfs.html
+    // `Opened` holds descriptors, not paths: proc(5) says how a process
+    // names its own open files by path.
     let Opened { lower, upper, work } = opened;
     todo!("options of {lower:?}, {upper:?}, {work:?}, {userxattr}")
 }
@@ -160,8 +166,13 @@ pub fn mount_overlay(overlay: &Overlay) -> Result<OwnedFd> {
     } else {
         mount_on(&overlay.merged, &options)
     };
+    // mount(2) returns a bare EINVAL for any option overlayfs refuses,
+    // and mounts read-only, with no error, when the mounter cannot write
+    // in `work`: overlayfs says what and why in the kernel's log only.
     mounted.with_context(|| {
-        format!("mount overlay ({} layers)", overlay.lower.len())
+        format!(
+            "mount overlay with {options} (dmesg says what overlayfs refused)"
+        )
     })?;
     open(&overlay.merged).context("open the merged tree")
 }
@@ -169,11 +180,12 @@ pub fn mount_overlay(overlay: &Overlay) -> Result<OwnedFd> {
 /// Mount an overlayfs with `options` on `target`. No device node of an
 /// image works in it (nodev).
 fn mount_on(target: &Path, options: &str) -> Result<()> {
-    // TODO(ch7): mount an overlayfs with `options` on `target`, with
-    // MS_NODEV, so that no device node of an image works in it; trace
-    // the call first, as the other steps do. See mount(2) and
-    // nix::mount::mount; the file system's type and source are both
-    // `overlay`.
+    // TODO(ch7): mount an overlayfs on `target`, with `options`
+    // (mount(2); the kernel's overlayfs documentation shows the mount
+    // command). A device node in an image, whoever made it, must not
+    // open a device through the merged tree: mount(2) has a flag for
+    // that. A trace line before the call, and a context naming
+    // `target`.
     todo!("mount overlay on {target:?} with {options}")
 }
 // ANCHOR_END: mount
@@ -193,17 +205,26 @@ fn open(dir: &Path) -> Result<OwnedFd> {
 /// overlayfs's whiteout.
 pub fn make_whiteout(dir: &OwnedFd, name: &str) -> Result<()> {
     // TODO(ch7): an archive says `.wh.NAME` where overlayfs wants a
-    // whiteout: make NAME in `dir` a character device numbered 0/0.
-    // See mknodat(2) (rustix::fs::mknodat, makedev).
+    // whiteout of its own, named NAME, in `dir` (an open descriptor):
+    // make it. "whiteouts and opaque directories" in the kernel's
+    // overlayfs documentation says what one is; mknod(2) how to make
+    // one relative to a directory's descriptor, and what privilege that
+    // takes (capabilities(7)). A context naming it.
     todo!("make the whiteout {name} in {dir:?}")
 }
 
 /// An archive's `.wh..wh..opq` in `dir`: mark the directory opaque, for
 /// overlayfs as root and in a user namespace.
 pub fn make_opaque(dir: &OwnedFd) -> Result<()> {
-    // TODO(ch7): an archive says `.wh..wh..opq` in a directory that
-    // hides what lower layers hold in it: set each of OPAQUE_XATTRS to
-    // `y` on `dir`. See setxattr(2) (rustix::fs::fsetxattr).
+    // TODO(ch7): an archive says `.wh..wh..opq` in a directory whose
+    // lower layers' content is hidden: mark `dir` (an open descriptor)
+    // opaque, as overlayfs reads the mark both as the host's root and
+    // in a user namespace (overlayfs documentation, "whiteouts and
+    // opaque directories" and "User xattr"; OPAQUE_XATTRS). xattr(7)
+    // says who may set which kind of attribute, setxattr(2) how. A file
+    // system with no `user.*` attributes (tmpfs before Linux 6.6)
+    // refuses one: the directory is then opaque for root only, which is
+    // no error. A context naming the attribute.
     todo!("mark {dir:?} opaque")
 }
 // ANCHOR_END: whiteout
@@ -211,16 +232,20 @@ pub fn make_opaque(dir: &OwnedFd) -> Result<()> {
 // ANCHOR: commit_whiteouts
 /// Whether an entry of an upper directory is overlayfs's whiteout.
 pub fn is_whiteout(meta: &fs::Metadata) -> bool {
-    // TODO(ch7): `commit` packs an upper directory: tell overlayfs's
-    // whiteouts from other files. A whiteout is a character device
-    // numbered 0/0 (see FileTypeExt and MetadataExt::rdev).
+    // TODO(ch7): `commit` packs an upper directory, and must tell
+    // overlayfs's whiteouts from every other entry: which is one
+    // ("whiteouts and opaque directories" in the overlayfs
+    // documentation)? inode(7) says what `meta` knows of a file's type
+    // and device number; `/dev/null` is no whiteout.
     todo!("is {meta:?} a whiteout")
 }
 
 /// The archive's name for the whiteout at `path`: `.wh.NAME`.
 pub fn oci_whiteout(path: &Path) -> PathBuf {
-    // TODO(ch7): the name an archive gives the whiteout at `path`: the
-    // same directory, `.wh.` before the file name.
+    // TODO(ch7): the name an image archive gives the whiteout at
+    // `path` (a path inside the layer): read "Whiteouts" in the OCI
+    // image spec's layer format,
+    // https://github.com/opencontainers/image-spec/blob/main/layer.md
     todo!("the archive's name of the whiteout {path:?}")
 }
 

@@ -176,8 +176,13 @@ pub fn mount_overlay(overlay: &Overlay) -> Result<OwnedFd> {
     } else {
         mount_on(&overlay.merged, &options)
     };
+    // mount(2) returns a bare EINVAL for any option overlayfs refuses,
+    // and mounts read-only, with no error, when the mounter cannot write
+    // in `work`: overlayfs says what and why in the kernel's log only.
     mounted.with_context(|| {
-        format!("mount overlay ({} layers)", overlay.lower.len())
+        format!(
+            "mount overlay with {options} (dmesg says what overlayfs refused)"
+        )
     })?;
     open(&overlay.merged).context("open the merged tree")
 }
