@@ -115,18 +115,25 @@ pub fn set_attributes(
 
 // ANCHOR: dir_beneath
 /// Open the directory `path` beneath `root`, making it if it is not
-/// there. No symbolic link is followed, and `..` cannot climb above
+/// there. The open follows no symbolic link, and `..` cannot climb above
 /// `root`: an image whose `dev` leads elsewhere is refused. `name` is
 /// what the container will call it, for errors.
+///
+/// mkdirat, which makes a missing directory, does not follow a link in
+/// the last name of `path`, but does in an earlier one. So a `path` of
+/// one name is safe beneath anything (`dev` beneath the image, `pts`
+/// beneath the new /dev), and a longer one only beneath a mount where
+/// no one else can make a link (`fs/cgroup` beneath a sysfs).
 pub fn dir_beneath(root: &OwnedFd, path: &str, name: &str) -> Result<OwnedFd> {
     // TODO(ch4): open `path` beneath `root` as an O_PATH directory, with
     // openat2(2) resolve flags that refuse every symbolic link and any
-    // climb out of `root`; when it does not exist, make it (mkdirat(2)
-    // never follows a link) and open it again. Turn "it is a symbolic
-    // link" into `/{name} in the image is a symbolic link: refused`, and
-    // "not a directory" into `/{name} in the image is not a directory`:
-    // the tests expect those words. Read openat2(2), RESOLVE_NO_SYMLINKS
-    // and RESOLVE_BENEATH.
+    // climb out of `root`; when it does not exist, make it (mkdirat(2),
+    // which does not follow a link in the last name) and open it again:
+    // the second open judges what is there. Turn "it is a symbolic link"
+    // into `/{name} in the image is a symbolic link: refused`, and "not
+    // a directory" into `/{name} in the image is not a directory`: the
+    // tests expect those words. Read openat2(2), RESOLVE_NO_SYMLINKS and
+    // RESOLVE_BENEATH.
     todo!("open {path} beneath {root:?}, for /{name}")
 }
 // ANCHOR_END: dir_beneath

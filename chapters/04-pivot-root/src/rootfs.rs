@@ -213,13 +213,13 @@ fn make_devices(dev: &OwnedFd) -> Result<()> {
 // ANCHOR: change_root
 /// Make `root` the root of our mount tree and drop the host's.
 fn change_root(root: &OwnedFd) -> Result<()> {
-    // TODO(ch4): make the mount `root` is the root of the root of our mount
-    // tree, and leave nothing of the host's in it: stand in it, pivot_root
-    // with "." as both arguments (see NOTES in pivot_root(2)), keep any
-    // unmount from propagating back to the host (mount_namespaces(7),
-    // MS_SLAVE), unmount the host's root, stacked where we stand, with
-    // everything under it (umount2(2)), then go to the new `/`. A trace
-    // line and a context for each step.
+    // TODO(ch4): make the image's bind mount (`root` is its root, held open)
+    // the root mount of our namespace, and leave nothing of the host's in it:
+    // stand in it, pivot_root with "." as both arguments (see NOTES in
+    // pivot_root(2)), keep any unmount from propagating back to the host
+    // (mount_namespaces(7), MS_SLAVE), unmount the host's root, stacked where
+    // we stand, with everything under it (umount2(2)), then go to the new `/`.
+    // A trace line and a context for each step.
     todo!("pivot_root into {root:?}")
 }
 // ANCHOR_END: change_root

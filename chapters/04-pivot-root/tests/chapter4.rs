@@ -236,12 +236,33 @@ fn an_image_whose_proc_dev_or_sys_is_a_link_is_refused() {
             .unwrap();
         let before = Host::capture_for(&[image.path(), host.path()]);
         let run = tincan!().arg("run").arg(image.path()).arg("true").run();
-        let line = run.expect_status(125).error_line();
+        assert_eq!(
+            run.status,
+            125,
+            "the image's /{dir} is a symbolic link to the host's directory \
+             {}, and the run was not refused: dir_beneath followed the link \
+             (it must open with RESOLVE_NO_SYMLINKS and RESOLVE_BENEATH, and \
+             say \"/{dir} in the image is a symbolic link: refused\")\n{run}",
+            host.path().display()
+        );
+        let line = run.error_line();
         let expected = format!("/{dir} in the image is a symbolic link");
-        assert!(line.contains(&expected), "{line}");
+        assert!(
+            line.contains(&expected),
+            "the image's /{dir} is a symbolic link to {}: expected the run \
+             refused with \"{expected}: refused\" (ELOOP or EXDEV from \
+             openat2), got: {line}",
+            host.path().display()
+        );
         before.assert_unchanged();
         let left = fs::read_dir(host.path()).unwrap().count();
-        assert_eq!(left, 0, "the runtime made files through /{dir}");
+        assert_eq!(
+            left,
+            0,
+            "the runtime made {left} files in the host's directory {}, \
+             through the image's /{dir}, a symbolic link to it",
+            host.path().display()
+        );
     }
 }
 
@@ -315,7 +336,13 @@ fn a_link_swapped_in_for_dev_never_leads_the_runtime_out() {
                 run.error_line();
                 refused += 1;
             }
-            _ => panic!("neither started nor refused:\n{run}"),
+            _ => panic!(
+                "a start on {}, whose dev flips between a directory and a \
+                 link to the host's directory {}, neither worked (0) nor was \
+                 refused (125):\n{run}",
+                image.path().display(),
+                host.path().display()
+            ),
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -326,13 +353,47 @@ fn a_link_swapped_in_for_dev_never_leads_the_runtime_out() {
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
     left.sort();
-    assert_eq!(left, ["null"], "the runtime made files in the host's dir");
+    assert_eq!(
+        left,
+        ["null"],
+        "the runtime made files in the host's directory {}, through the \
+         image's dev while it was a link there: a step of /dev's set-up \
+         looked a path up again instead of working beneath the descriptor \
+         it held (dir_beneath's, or the new /dev's)",
+        host.path().display()
+    );
     let mode = fs::metadata(&victim).unwrap().permissions().mode();
-    assert_eq!(mode & 0o7777, 0o600, "the runtime changed a host file");
-    assert!(flips > 300, "the flipper flipped only {flips} times");
+    assert_eq!(
+        mode & 0o7777,
+        0o600,
+        "the runtime changed the mode of {}, a file of the host, through the \
+         image's dev while it was a link to {}: a step of /dev's set-up \
+         worked by path",
+        victim.display(),
+        host.path().display()
+    );
+    assert!(
+        flips > 300,
+        "the test swapped the image's dev only {flips} times during 300 \
+         starts: too few to race them (a very slow or busy machine?)"
+    );
     assert!(
         started > 0 && refused > 0,
-        "{started} started, {refused} refused"
+        "{started} started, {refused} refused, while {}/dev was swapped \
+         {flips} times between a directory and a link to the host's \
+         directory {}: {}",
+        image.path().display(),
+        host.path().display(),
+        if refused == 0 {
+            "about half the starts found dev a link, and none was refused: \
+             they followed it, to the host's directory. dir_beneath must \
+             refuse a symbolic link (openat2 with RESOLVE_NO_SYMLINKS), and \
+             the start then fail with 125"
+        } else {
+            "every start was refused, even those that found dev a \
+             directory: run this chapter on an image of your own (say \
+             target/test-rootfs) to see why"
+        }
     );
 }
 

@@ -102,12 +102,20 @@ pub fn write_id_maps(child: Pid) -> Result<()> {
 /// with the host's root's ids, which mean nothing there (`id` would say
 /// 65534, the overflow id); now they are 0, which the host sees as
 /// [`HOST_ID_BASE`]. The host's supplementary groups go too.
+///
+/// Groups, then gid, then uid: the order a process dropping root for an
+/// ordinary user must keep, since its setuid takes the capabilities
+/// setgid needs. Here it is custom only: the new uid is the namespace's
+/// 0, which keeps every capability (capabilities(7), "Effect of user ID
+/// changes on capabilities"), and any order works.
 pub fn become_root() -> Result<()> {
     // TODO(ch5): in the child, its ids mapped: become the namespace's root,
     // uid and gid 0, real, effective and saved, and shed the host's
-    // supplementary groups. Mind the order: once the uids change, changing
-    // groups needs a privilege we no longer have (credentials(7),
-    // setresuid(2)). A trace line, and a context per call.
+    // supplementary groups (credentials(7), setresuid(2), setgroups(2)).
+    // Here the order is free: the new uid is the namespace's 0, which
+    // keeps the capabilities (capabilities(7), "Effect of user ID changes
+    // on capabilities"); the custom is groups first, uid last. A trace
+    // line, and a context per call.
     todo!("become root in the user namespace")
 }
 // ANCHOR_END: become_root

@@ -223,6 +223,8 @@ fn bind_host_sys(target: &OwnedFd) -> Result<OwnedFd> {
     set_attributes(&sys, NOSUID.union(NODEV).union(NOEXEC).union(RDONLY), true)
         .context("make the host's /sys read-only")?;
     attach(&sys, target).context("bind the host's /sys")?;
+    // Two names beneath the copy: nobody can make a link in a sysfs,
+    // and this one is read-only now, so mkdirat could make nothing.
     let cgroup = dir_beneath(&sys, "fs/cgroup", "sys/fs/cgroup")?;
     let empty = Mount {
         target: "sys/fs/cgroup",

@@ -116,10 +116,19 @@ pub fn set_attributes(
 
 // ANCHOR: dir_beneath
 /// Open the directory `path` beneath `root`, making it if it is not
-/// there. No symbolic link is followed, and `..` cannot climb above
+/// there. The open follows no symbolic link, and `..` cannot climb above
 /// `root`: an image whose `dev` leads elsewhere is refused. `name` is
 /// what the container will call it, for errors.
+///
+/// mkdirat, which makes a missing directory, does not follow a link in
+/// the last name of `path`, but does in an earlier one. So a `path` of
+/// one name is safe beneath anything (`dev` beneath the image, `pts`
+/// beneath the new /dev), and a longer one only beneath a mount where
+/// no one else can make a link (`fs/cgroup` beneath a sysfs).
 pub fn dir_beneath(root: &OwnedFd, path: &str, name: &str) -> Result<OwnedFd> {
+    // RESOLVE_NO_SYMLINKS implies RESOLVE_NO_MAGICLINKS (openat2(2)):
+    // the second flag adds nothing, and says that /proc's links to open
+    // files are refused too.
     let resolve = ResolveFlags::NO_SYMLINKS
         | ResolveFlags::NO_MAGICLINKS
         | ResolveFlags::BENEATH;
@@ -127,7 +136,8 @@ pub fn dir_beneath(root: &OwnedFd, path: &str, name: &str) -> Result<OwnedFd> {
     let open = || openat2(root, path, flags, Mode::empty(), resolve);
     let opened = match open() {
         Err(rustix::io::Errno::NOENT) => {
-            // mkdirat makes nothing but a directory, here, or fails.
+            // A directory, or nothing: a link at the last name is not
+            // followed (EEXIST), and the second open refuses it.
             match mkdirat(root, path, Mode::from_raw_mode(0o755)) {
                 Ok(()) | Err(rustix::io::Errno::EXIST) => open(),
                 Err(err) => Err(err),

@@ -73,9 +73,15 @@ pub const KEPT: [Capability; 13] = [
 
 // ANCHOR: drop_privileges
 /// In the child, once it needs no privilege of its own any more (its
-/// mounts are made): cut root down to what a container may do. The
-/// filter last: without CAP_SYS_ADMIN, the kernel installs one only
-/// for a process with no_new_privs.
+/// mounts are made): cut root down to what a container may do.
+///
+/// The order of the three is ours, not the kernel's. The filter refuses
+/// none of the calls made before it; and seccomp(2), which installs a
+/// filter for a process without CAP_SYS_ADMIN only if it has
+/// no_new_privs, is called by seccompiler's `apply_filter` after it has
+/// set no_new_privs itself. The filter comes last, as in runc, so that
+/// as few of our own calls as possible run under it; the prctl makes
+/// no_new_privs a step of ours, not a side effect of the crate.
 pub fn drop_privileges() -> Result<()> {
     drop_capabilities()?;
     trace!("prctl(PR_SET_NO_NEW_PRIVS, 1)");
@@ -120,9 +126,11 @@ fn drop_capabilities() -> Result<()> {
 /// and unmounting (the masks of chapter 4, the cgroup trees); the
 /// kernel's keyring, shared by every container; opening files by handle
 /// (the "shocker" escape); loading kernel code or a new kernel; BPF and
-/// perf, which read the kernel's memory; time, swap, reboot, accounting;
-/// and joining or making namespaces, which would give back, in a new
-/// user namespace, the capabilities just dropped.
+/// perf, which read the kernel's memory, and userfaultfd, an exploit's
+/// tool; time, swap, reboot, accounting, the kernel's log, quotas;
+/// vhangup, which hangs up a terminal; io_uring; the I/O ports; and
+/// joining or making namespaces, which would give back, in a new user
+/// namespace, the capabilities just dropped.
 const DENIED: &[i64] = &[
     libc::SYS_mount,
     libc::SYS_umount2,

@@ -130,6 +130,12 @@ pub fn write_id_maps(child: Pid, ids: IdRange) -> Result<()> {
 /// with the host's root's ids, which mean nothing there (`id` would say
 /// 65534, the overflow id); now they are 0, which the host sees as
 /// the first id of the container's range. The host's supplementary groups go too.
+///
+/// Groups, then gid, then uid: the order a process dropping root for an
+/// ordinary user must keep, since its setuid takes the capabilities
+/// setgid needs. Here it is custom only: the new uid is the namespace's
+/// 0, which keeps every capability (capabilities(7), "Effect of user ID
+/// changes on capabilities"), and any order works.
 pub fn become_root() -> Result<()> {
     let root_gid = Gid::from_raw(0);
     let root_uid = Uid::from_raw(0);
