@@ -744,7 +744,16 @@ fn deletions_and_opaque_directories_hold_in_a_user_namespace_too() {
         .run()
         .expect_status(0);
     let script = "ls /d; rm -r /etc && mkdir /etc && ls /etc | wc -l";
-    for options in [&["--rm"][..], &["--rm", "--userns"]] {
+    let mut runs = vec![&["--rm"][..]];
+    // A store on a file system with no `user.*` attributes (tmpfs before
+    // Linux 6.6, as in scripts/vm-test.sh) cannot hold a user
+    // namespace's marks at all: there, the --userns half cannot run.
+    if user_xattrs_work(state.path()) {
+        runs.push(&["--rm", "--userns"]);
+    } else {
+        eprintln!("no user.* attributes here: --userns not tried");
+    }
+    for options in runs {
         let out =
             run_ok(state.path(), options, "opaque:1", &["sh", "-c", script]);
         assert_eq!(out, "c\n0\n", "with {options:?}");
@@ -785,4 +794,19 @@ fn a_device_node_in_a_directory_image_does_not_work() {
         );
         assert!(run.stderr.contains("Permission denied"), "{run}");
     }
+}
+
+/// Whether the file system of `dir` takes `user.*` extended attributes.
+fn user_xattrs_work(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let probe = dir.join("xattr-probe");
+    std::fs::write(&probe, "").unwrap();
+    let path = std::ffi::CString::new(probe.as_os_str().as_bytes()).unwrap();
+    let name = c"user.tincan-probe";
+    // SAFETY: two C strings and a one-byte value, all alive for the call.
+    let set = unsafe {
+        libc::setxattr(path.as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0)
+    };
+    std::fs::remove_file(&probe).ok();
+    set == 0
 }
