@@ -35,6 +35,7 @@
 # uses FILE as the realistic layer instead of running mmdebstrap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "bench-images: containers need root; run it as root" \
@@ -59,43 +60,18 @@ bin=$(pwd)/${CARGO_TARGET_DIR:-target}/release/solution7
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tincan-bench.XXXXXX")
 export TINCAN_ROOT=$work/state
-hugetlb=/sys/fs/cgroup/hugetlb
-mounted_hugetlb=
-
-# The hugetlb hierarchy outlives its unmount while a cgroup crun made in
-# it is still dying; mounting and unmounting it once more, empty,
-# returns the controller to cgroup v2, where it was.
-release_hugetlb() {
-    for _ in 1 2 3 4 5; do
-        sleep 1
-        grep -qE '^hugetlb[[:space:]]+0[[:space:]]' /proc/cgroups && return
-        mkdir -p "$hugetlb"
-        mount -t cgroup -o hugetlb hugetlb "$hugetlb" 2>/dev/null || true
-        umount "$hugetlb" 2>/dev/null || true
-        rmdir "$hugetlb" 2>/dev/null || true
-    done
-    echo "bench-images: the hugetlb cgroup hierarchy is still there" \
-        "(unmounted); crun can use it, cgroup v2 cannot until it goes" >&2
-}
 
 cleanup() {
     runc delete -f bench-runc >/dev/null 2>&1 || true
     crun delete -f bench-crun >/dev/null 2>&1 || true
-    # Deepest mounts first (mountinfo's fifth field is the mount point).
-    awk -v dir="$work" 'index($5, dir "/") == 1 { print $5 }' \
-        /proc/self/mountinfo | sort -r | while read -r mount; do
-        umount --lazy "$mount"
-    done
+    unmount_under "$work"
     # A run that was interrupted may leave its cgroups behind.
     for record in "$work"/state/containers/*/; do
         [ -d "$record" ] || continue
         rmdir /sys/fs/cgroup/*/tincan/"$(basename "$record")" \
             2>/dev/null || true
     done
-    if [ -n "$mounted_hugetlb" ]; then
-        umount "$hugetlb" && rmdir "$hugetlb"
-        release_hugetlb
-    fi
+    give_back_hugetlb
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -167,25 +143,9 @@ mv "$bundle/config.new" "$bundle/config.json"
 compare "run: tincan DIR vs runc" -N --warmup 5 --min-runs 50 \
     "$bin run --rm $dir true" "runc run -b $bundle bench-runc"
 
-# On a hybrid cgroup host, crun refuses to run while any controller is
-# left to cgroup v2 ("cgroups in hybrid mode not supported"): here that
-# is hugetlb, which no v1 hierarchy holds. Mounting one moves it to v1
-# for the benchmark; the trap moves it back.
-unified=/sys/fs/cgroup/unified/cgroup.controllers
+# crun on a hybrid cgroup host: see scripts/bench-lib.sh.
 crun_ok=yes
-if [ -f "$unified" ] && grep -qw hugetlb "$unified" &&
-    ! mountpoint -q "$hugetlb"; then
-    if mkdir "$hugetlb" 2>/dev/null &&
-        mount -t cgroup -o hugetlb hugetlb "$hugetlb"; then
-        mounted_hugetlb=yes
-    else
-        rmdir "$hugetlb" 2>/dev/null || true
-        crun_ok=
-    fi
-fi
-if [ -f "$unified" ] && [ -n "$(cat "$unified")" ]; then
-    crun_ok=
-fi
+borrow_hugetlb || crun_ok=
 if [ -n "$crun_ok" ]; then
     compare "run: tincan DIR vs crun" -N --warmup 5 --min-runs 50 \
         "$bin run --rm $dir true" "crun run -b $bundle bench-crun"

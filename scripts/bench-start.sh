@@ -45,6 +45,7 @@
 # it cannot, crun is left out and the ratios are to chapter 6 instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "bench-start: containers need root; run it as root" \
@@ -89,34 +90,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tincan-bench-start.XXXXXX")
 export TINCAN_ROOT=$work/state
 crun_id=bench-start-crun
 crun_state=$work/crun
-hugetlb=/sys/fs/cgroup/hugetlb
-mounted_hugetlb=
-
-# The hugetlb hierarchy outlives its unmount while a cgroup crun made in
-# it is still dying; mounting and unmounting it once more, empty,
-# returns the controller to cgroup v2, where it was.
-release_hugetlb() {
-    for _ in 1 2 3 4 5; do
-        sleep 1
-        grep -qE '^hugetlb[[:space:]]+0[[:space:]]' /proc/cgroups && return
-        mkdir -p "$hugetlb"
-        mount -t cgroup -o hugetlb hugetlb "$hugetlb" 2>/dev/null || true
-        umount "$hugetlb" 2>/dev/null || true
-        rmdir "$hugetlb" 2>/dev/null || true
-    done
-    echo "bench-start: the hugetlb cgroup hierarchy is still there" \
-        "(unmounted); crun can use it, cgroup v2 cannot until it goes" >&2
-}
 
 cleanup() {
     if [ -d "$crun_state" ]; then
         crun --root "$crun_state" delete -f "$crun_id" >/dev/null 2>&1 || true
     fi
-    # Deepest mounts first (mountinfo's fifth field is the mount point).
-    awk -v dir="$work" 'index($5, dir "/") == 1 { print $5 }' \
-        /proc/self/mountinfo | sort -r | while read -r mount; do
-        umount --lazy "$mount"
-    done
+    unmount_under "$work"
     # A run that was interrupted may leave its cgroups behind: tincan's
     # (named by the container's id) and crun's. `tincan` itself goes
     # only if it is empty, which another run of tincan may keep it from.
@@ -128,10 +107,7 @@ cleanup() {
         rmdir /sys/fs/cgroup/*/tincan/"$id" 2>/dev/null || true
     done
     rmdir /sys/fs/cgroup/*/tincan 2>/dev/null || true
-    if [ -n "$mounted_hugetlb" ]; then
-        umount "$hugetlb" && rmdir "$hugetlb"
-        release_hugetlb
-    fi
+    give_back_hugetlb
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -176,25 +152,9 @@ EOF
 fi
 mv "$bundle/config.new" "$bundle/config.json"
 
-# On a hybrid cgroup host, crun refuses to run while any controller is
-# left to cgroup v2 ("cgroups in hybrid mode not supported"): here that
-# is hugetlb, which no v1 hierarchy holds. Mounting one moves it to v1
-# for the benchmark; the trap moves it back.
-unified=/sys/fs/cgroup/unified/cgroup.controllers
+# crun on a hybrid cgroup host: see scripts/bench-lib.sh.
 crun_ok=yes
-if [ -f "$unified" ] && grep -qw hugetlb "$unified" &&
-    ! mountpoint -q "$hugetlb"; then
-    if mkdir "$hugetlb" 2>/dev/null &&
-        mount -t cgroup -o hugetlb hugetlb "$hugetlb"; then
-        mounted_hugetlb=yes
-    else
-        rmdir "$hugetlb" 2>/dev/null || true
-        crun_ok=
-    fi
-fi
-if [ -f "$unified" ] && [ -n "$(cat "$unified")" ]; then
-    crun_ok=
-fi
+borrow_hugetlb || crun_ok=
 if [ -n "$crun_ok" ] &&
     ! crun --root "$crun_state" run -b "$bundle" "$crun_id"; then
     crun_ok=
