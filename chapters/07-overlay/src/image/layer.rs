@@ -38,9 +38,8 @@ use std::rc::Rc;
 use anyhow::{bail, Context, Result};
 use flate2::read::MultiGzDecoder;
 use rustix::fs::{
-    chownat, fchmod, fchown, linkat, mkdirat, mknodat, openat2, symlinkat,
-    unlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags,
-    Timespec, Timestamps, Uid,
+    chownat, fchmod, fchown, linkat, mkdirat, mknodat, symlinkat, unlinkat,
+    utimensat, AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid,
 };
 use rustix::io::Errno;
 use tar::EntryType;
@@ -270,14 +269,14 @@ fn open_beneath(
     let mut dir = rustix::io::dup(base)?;
     for part in dirs {
         let name = std::ffi::OsStr::from_bytes(part);
-        let opened = match open_dir(&dir, name) {
+        let opened = match state::open_beneath(&dir, Path::new(name)) {
             Err(err)
                 if create
                     && err.root_cause().downcast_ref()
                         == Some(&Errno::NOENT) =>
             {
                 mkdirat(&dir, name, Mode::from_raw_mode(0o755))?;
-                open_dir(&dir, name)
+                state::open_beneath(&dir, Path::new(name))
             }
             opened => opened,
         };
@@ -293,22 +292,6 @@ fn open_beneath(
         })?;
     }
     Ok(dir)
-}
-
-/// Open a directory beneath `base`, following no link at all.
-fn open_dir(
-    base: impl rustix::fd::AsFd,
-    path: impl AsRef<Path>,
-) -> Result<OwnedFd> {
-    let path = path.as_ref();
-    let resolve = ResolveFlags::BENEATH
-        | ResolveFlags::NO_SYMLINKS
-        | ResolveFlags::NO_MAGICLINKS;
-    // No O_NOFOLLOW: RESOLVE_NO_SYMLINKS refuses a link with ELOOP,
-    // which says what it is.
-    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
-    openat2(base, path, flags, Mode::empty(), resolve)
-        .map_err(anyhow::Error::from)
 }
 
 /// A later entry replaces an earlier one of the same name.
