@@ -37,6 +37,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
+use nix::sys::signal::SigSet;
 use nix::unistd::{dup2, fork, pipe2, setsid, ForkResult};
 use serde::{Deserialize, Serialize};
 
@@ -241,6 +242,8 @@ fn watch(pipe: OwnedFd) -> ! {
         }
     }
     process::close_inherited_files(&[keep]).ok();
+    // The runtime blocks the signals it passes on: not ours to keep.
+    SigSet::empty().thread_set_mask().ok();
     let lines = BufReader::new(File::from(pipe)).lines();
     let messages = lines.map_while(Result::ok);
     let left = left_to_undo(messages.filter_map(|l| Message::from_line(&l)));

@@ -14,11 +14,13 @@
 //! runtime                              child
 //! -------                              -----
 //! stdin, stdout, stderr checked
+//! block signals (the mask found is
+//!   given back last of all)
 //! undo list, watchdog
 //! container's directory (registered,
 //!   then made): record, upper, work
 //! cgroup (registered, then made)
-//! block signals, make pipes
+//! make pipes
 //! clone ------------------------------> wait for go
 //! add to cgroup, write id maps              :
 //! keep the container (unless --rm)          :
@@ -208,8 +210,12 @@ fn parse_name(name: &str) -> Result<String, String> {
 /// runtime should exit with.
 pub fn run(container: &Container) -> Result<u8> {
     process::check_standard_streams()?;
+    // The mask found is given back when `_mask_found` is dropped, after
+    // everything else: a signal then pending is no longer passed on, and
+    // must not end the runtime before its undo list is undone.
+    let (signals, _mask_found) = process::block_signals()?;
     // What the runtime makes on the host, it undoes on the way out, or
-    // its watchdog does if the runtime dies first. Dropped last.
+    // its watchdog does if the runtime dies first.
     let mut cleanup = Cleanup::with_watchdog()?;
     let (mut record, overlay) = make_container(container, &mut cleanup)?;
     let hierarchy = Hierarchy::detect()?;
@@ -217,8 +223,6 @@ pub fn run(container: &Container) -> Result<u8> {
     let cgroup =
         Cgroup::create(&hierarchy, &container.id, limits, &mut cleanup)?;
 
-    // Dropped at the end of `run`, `_mask_found` unblocks the signals.
-    let (signals, _mask_found) = process::block_signals()?;
     let pipes = Pipes::new()?;
     // SAFETY: the runtime has not started any thread, so the child is a
     // full copy of a single-threaded process and may do anything before
