@@ -29,6 +29,10 @@
 //!   runs out of a seccomp filter's sight (chapter 5 refuses it).
 //! - `probe personality VALUE`: take the personality VALUE (hex with
 //!   0x), as personality(2) sets it (chapter 5 allows Docker's few).
+//! - `probe connect ADDRESS`: connect to `HOST:PORT` over TCP, or to
+//!   the abstract unix socket `@NAME`, and print `connected`, or why
+//!   not (a network namespace of its own reaches neither the host's
+//!   loopback nor its abstract sockets, chapter 8).
 
 use std::os::raw::c_int;
 use std::os::unix::fs::chroot;
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Some("handle") if args.len() == 3 => handle(&args[2]),
         Some("io-uring") => io_uring(),
         Some("personality") if args.len() == 3 => personality(&args[2]),
+        Some("connect") if args.len() == 3 => connect(&args[2]),
         _ => Err(io::Error::other(
             "usage: probe escape FILE | orphan | shm KEY | signals | hog \
              | forks | tiocsti TEXT | deathless | handle FILE",
@@ -320,6 +325,23 @@ fn io_uring() -> io::Result<()> {
         return Err(last_error("io_uring_setup"));
     }
     println!("io_uring ready");
+    Ok(())
+}
+
+/// Connect to `address`: `@NAME` is an abstract unix socket, anything
+/// else `HOST:PORT` over TCP, given up after a second.
+fn connect(address: &str) -> io::Result<()> {
+    if let Some(name) = address.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+        std::os::unix::net::UnixStream::connect_addr(&addr)?;
+    } else {
+        let addr = address
+            .parse()
+            .map_err(|_| io::Error::other("expected HOST:PORT or @NAME"))?;
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    }
+    println!("connected");
     Ok(())
 }
 

@@ -15,8 +15,10 @@
 //! - [`Host`]: the host's state before and after a test's runs, where
 //!   they could have changed it (not the whole host: others share it).
 //! - [`TempDir`]: a scratch directory removed on drop.
+//! - [`Lab`]: a network namespace playing the host (chapters 8 on).
 
 mod host;
+mod lab;
 mod rootfs;
 mod runner;
 mod tempdir;
@@ -25,6 +27,7 @@ pub use host::{
     cgroup_file, cgroup_v2, eventually, process_is_gone, shm_keys, Host,
     CONTAINER_MOUNT_POINTS,
 };
+pub use lab::Lab;
 pub use rootfs::{rootfs, PROBE};
 pub use runner::{Run, Running, Tincan};
 pub use tempdir::TempDir;

@@ -146,6 +146,26 @@ impl Tincan {
         self
     }
 
+    /// Start the binary in the network namespace of `lab`, which plays
+    /// the host: what it makes there goes with the lab.
+    pub fn in_lab(mut self, lab: &crate::Lab) -> Tincan {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let netns = lab.netns().try_clone().expect("hold the lab open");
+        let raw = netns.as_raw_fd();
+        // SAFETY: between fork and exec, the hook calls setns only.
+        unsafe {
+            self.command.pre_exec(move || {
+                if libc::setns(raw, libc::CLONE_NEWNET) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.handed.push(netns);
+        self
+    }
+
     /// Start the binary with `groups` as its supplementary groups, as a
     /// user who belongs to more groups than their own starts it.
     pub fn with_groups(mut self, groups: &[u32]) -> Tincan {
