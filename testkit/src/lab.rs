@@ -84,8 +84,14 @@ impl Lab {
         std::thread::spawn(move || {
             // A thread's namespaces are its own: only this one moves.
             // SAFETY: setns with a descriptor we hold open.
-            let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "enter the lab: {}", std::io::Error::last_os_error());
+            let rc =
+                unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "enter the lab: {}",
+                std::io::Error::last_os_error()
+            );
             work()
         })
     }

@@ -25,7 +25,12 @@ fn tincan_in(lab: &Lab, state: &Path) -> Tincan {
 }
 
 /// `run --rm [OPTIONS] ROOTFS sh -c SCRIPT` in `lab`: the run.
-fn run_sh(lab: &Lab, state: &Path, options: &[&str], script: &str) -> testkit::Run {
+fn run_sh(
+    lab: &Lab,
+    state: &Path,
+    options: &[&str],
+    script: &str,
+) -> testkit::Run {
     tincan_in(lab, state)
         .args(["run", "--rm"])
         .args(options)
@@ -78,7 +83,10 @@ fn a_container_has_a_network_of_its_own() {
         .map(|name| name.split('@').next().unwrap())
         .collect();
     assert_eq!(names, ["lo", "eth0"], "the container's links:\n{run}");
-    assert_eq!(leftovers(&lab, state.path(), &["hostonly0", "hostonly1"]), Vec::<String>::new());
+    assert_eq!(
+        leftovers(&lab, state.path(), &["hostonly0", "hostonly1"]),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -136,7 +144,11 @@ fn host_and_container_reach_each_other_by_ping_and_tcp() {
     assert!(run.stdout.contains("ping ok"), "no answer to ping:\n{run}");
     assert!(run.stdout.contains("hello from the host"), "no TCP:\n{run}");
     let peer = server.join().unwrap();
-    assert_eq!(peer, address_in(&run.stdout), "the host saw another address");
+    assert_eq!(
+        peer,
+        address_in(&run.stdout),
+        "the host saw another address"
+    );
 
     // The other way: a server in the container, reached from the lab.
     let mut running = tincan_in(&lab, state.path())
@@ -180,20 +192,28 @@ fn the_hosts_loopback_and_abstract_sockets_are_out_of_reach() {
     let unix = lab
         .thread(move || {
             use std::os::linux::net::SocketAddrExt;
-            let addr = std::os::unix::net::SocketAddr::from_abstract_name(&abstract_name).unwrap();
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(
+                &abstract_name,
+            )
+            .unwrap();
             std::os::unix::net::UnixListener::bind_addr(&addr).unwrap()
         })
         .join()
         .unwrap();
     // The test kit's probe, in the test root file system's /bin.
     let probe = "/bin/probe";
-    let script = format!("{probe} connect 127.0.0.1:7702; {probe} connect @{name}; true");
+    let script = format!(
+        "{probe} connect 127.0.0.1:7702; {probe} connect @{name}; true"
+    );
     // With the host's network, both are there: the test can tell.
     let shared = run_sh(&lab, state.path(), &["--network", "host"], &script);
     assert_eq!(shared.stdout, "connected\nconnected\n", "{shared}");
     // With a network of its own, neither is.
     let own = run_sh(&lab, state.path(), &[], &script);
-    assert!(!own.stdout.contains("connected"), "the container reached the host's:\n{own}");
+    assert!(
+        !own.stdout.contains("connected"),
+        "the container reached the host's:\n{own}"
+    );
     assert!(own.stderr.contains("Connection refused"), "{own}");
     drop((listener, unix));
 }
@@ -224,7 +244,10 @@ fn network_none_has_a_loopback_and_nothing_else() {
          ping -c 1 -W 2 127.0.0.1 >/dev/null && echo loopback ok",
     );
     run.expect_status(0);
-    assert_eq!(run.stdout, "lo: <LOOPBACK,UP,LOWER_UP>\nloopback ok\n", "{run}");
+    assert_eq!(
+        run.stdout, "lo: <LOOPBACK,UP,LOWER_UP>\nloopback ok\n",
+        "{run}"
+    );
     assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
 }
 
@@ -232,10 +255,18 @@ fn network_none_has_a_loopback_and_nothing_else() {
 fn network_host_shares_the_hosts_links() {
     let (lab, state) = (Lab::new(), TempDir::new());
     lab.sh("ip link add hostonly0 type veth peer name hostonly1");
-    let run = run_sh(&lab, state.path(), &["--network", "host"], "ls /sys/class/net");
+    let run = run_sh(
+        &lab,
+        state.path(),
+        &["--network", "host"],
+        "ls /sys/class/net",
+    );
     run.expect_status(0);
     assert!(run.stdout.contains("hostonly0"), "{run}");
-    assert_eq!(leftovers(&lab, state.path(), &["hostonly0", "hostonly1"]), Vec::<String>::new());
+    assert_eq!(
+        leftovers(&lab, state.path(), &["hostonly0", "hostonly1"]),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -251,8 +282,10 @@ fn twenty_containers_started_at_once_get_twenty_addresses() {
         })
         .collect();
     // All twenty hold their address at once.
-    let mut addresses: Vec<String> =
-        running.iter_mut().map(|one| address_in(&one.read_line())).collect();
+    let mut addresses: Vec<String> = running
+        .iter_mut()
+        .map(|one| address_in(&one.read_line()))
+        .collect();
     assert_eq!(lab.links().len(), 21, "{:?}", lab.links());
     for one in running {
         one.signal(libc::SIGTERM);
@@ -298,8 +331,10 @@ fn a_link_in_the_image_at_etc_hosts_is_replaced_not_followed() {
     let victim = TempDir::new();
     let target = victim.path().join("precious");
     std::fs::write(&target, "the host's\n").unwrap();
-    std::os::unix::fs::symlink(&target, image.path().join("etc/hosts")).unwrap();
-    let before = Host::capture_for(&[image.path(), state.path(), victim.path()]);
+    std::os::unix::fs::symlink(&target, image.path().join("etc/hosts"))
+        .unwrap();
+    let before =
+        Host::capture_for(&[image.path(), state.path(), victim.path()]);
     let run = tincan_in(&lab, state.path())
         .args(["run", "--rm"])
         .arg(image.path())
@@ -308,7 +343,10 @@ fn a_link_in_the_image_at_etc_hosts_is_replaced_not_followed() {
     run.expect_status(0);
     assert!(run.stdout.starts_with("127.0.0.1\tlocalhost"), "{run}");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "the host's\n");
-    assert!(image.path().join("etc/hosts").is_symlink(), "the image changed");
+    assert!(
+        image.path().join("etc/hosts").is_symlink(),
+        "the image changed"
+    );
     before.assert_unchanged();
 }
 
@@ -345,7 +383,12 @@ fn nothing_is_left_after_a_failed_start_or_a_killed_runtime() {
         .args(["sh", "-c", "echo up; exec sleep 100"])
         .spawn();
     running.expect_line("up\n");
-    assert_eq!(lab.links().len(), 2, "no veth in the lab: {:?}", lab.links());
+    assert_eq!(
+        lab.links().len(),
+        2,
+        "no veth in the lab: {:?}",
+        lab.links()
+    );
     running.signal(libc::SIGKILL);
     running.wait();
     // The watchdog undoes the list: wait for it, not for a time.

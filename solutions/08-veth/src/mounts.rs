@@ -28,8 +28,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{
-    fstat, mkdirat, openat, openat2, unlinkat, AtFlags, FileType, Mode,
-    OFlags, ResolveFlags, CWD,
+    fstat, mkdirat, openat, openat2, unlinkat, AtFlags, FileType, Mode, OFlags,
+    ResolveFlags, CWD,
 };
 use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
@@ -197,15 +197,22 @@ pub fn bind_file(root: &OwnedFd, bind: &Bind) -> Result<()> {
             trace!("/{}: not in the image, and not ours to make", bind.target);
             return Ok(());
         }
-        target => target
-            .with_context(|| format!("/{} in the image", bind.target))?,
+        target => {
+            target.with_context(|| format!("/{} in the image", bind.target))?
+        }
     };
-    trace!("mount({}, /{}, MS_BIND)", bind.source.display(), bind.target);
-    let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    trace!(
+        "mount({}, /{}, MS_BIND)",
+        bind.source.display(),
+        bind.target
+    );
+    let flags =
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     let tree = open_tree(CWD, &bind.source, flags)
         .with_context(|| format!("open {}", bind.source.display()))?;
-    attach(&tree, &target)
-        .with_context(|| format!("bind {} on /{}", bind.source.display(), bind.target))
+    attach(&tree, &target).with_context(|| {
+        format!("bind {} on /{}", bind.source.display(), bind.target)
+    })
 }
 // ANCHOR_END: bind_file
 
@@ -213,7 +220,8 @@ pub fn bind_file(root: &OwnedFd, bind: &Bind) -> Result<()> {
 fn is_denied(err: &anyhow::Error) -> bool {
     use rustix::io::Errno;
     let denied = [Errno::ACCESS, Errno::PERM, Errno::ROFS];
-    err.downcast_ref::<Errno>().is_some_and(|errno| denied.contains(errno))
+    err.downcast_ref::<Errno>()
+        .is_some_and(|errno| denied.contains(errno))
 }
 
 /// The regular file `name` in `dir`, opened O_PATH, made empty if it is
@@ -232,7 +240,11 @@ fn file_at(dir: &OwnedFd, name: &str) -> Result<OwnedFd> {
         Err(rustix::io::Errno::NOENT) => {}
         Err(err) => return Err(err.into()),
     }
-    let create = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let create = OFlags::CREATE
+        | OFlags::EXCL
+        | OFlags::WRONLY
+        | OFlags::NOFOLLOW
+        | OFlags::CLOEXEC;
     drop(openat(dir, name, create, Mode::from_raw_mode(0o644))?);
     Ok(openat(dir, name, path, Mode::empty())?)
 }

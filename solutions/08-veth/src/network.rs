@@ -34,6 +34,9 @@ pub mod ipam;
 pub mod netlink;
 pub mod veth;
 
+#[cfg(test)]
+mod tests;
+
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -137,12 +140,11 @@ impl Network {
         let host_network = options.network == Mode::Host;
         let dir_fd = state::open_dir(dir)?;
         let binds = etc::write(&dir_fd, dir, hostname, address, host_network)?;
-        Ok(Network { mode: options.network.clone(), link, binds })
-    }
-
-    /// The container's address, if it has one of its own.
-    pub fn address(&self) -> Option<Ipv4Addr> {
-        self.link.as_ref().map(|link| link.address)
+        Ok(Network {
+            mode: options.network.clone(),
+            link,
+            binds,
+        })
     }
 
     // ANCHOR: connect

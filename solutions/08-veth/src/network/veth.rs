@@ -68,7 +68,12 @@ pub struct Link {
 
 impl Link {
     /// The pair of the container `id`, with these addresses.
-    pub fn new(id: &str, gateway: Ipv4Addr, address: Ipv4Addr, prefix: u8) -> Link {
+    pub fn new(
+        id: &str,
+        gateway: Ipv4Addr,
+        address: Ipv4Addr,
+        prefix: u8,
+    ) -> Link {
         let short = &id[..id.len().min(11)];
         Link {
             host: format!("veth{short}"),
@@ -84,7 +89,11 @@ impl Link {
 /// On the host: make the pair, and move its peer into the namespace
 /// `netns` (a `/proc/PID/ns/net` held open), named `eth0` there.
 pub fn make_pair(host: &mut Netlink, link: &Link, netns: &File) -> Result<()> {
-    trace!("ip link add {} type veth peer name {}", link.host, link.peer);
+    trace!(
+        "ip link add {} type veth peer name {}",
+        link.host,
+        link.peer
+    );
     host.add_veth(&link.host, &link.peer)
         .with_context(|| format!("make the veth pair {}", link.host))?;
     trace!("ip link set {} netns PID name {INSIDE}", link.peer);
