@@ -103,7 +103,7 @@ skip="--skip archives:: --skip registry::"
 # --- the initramfs ----------------------------------------------------
 stage=$work/initramfs
 rm -rf "$stage"
-mkdir -p "$stage"/{bin,dev,etc,modules,newroot,proc,root,sys,tmp}
+mkdir -p "$stage"/{bin,dev,etc,modules,newroot,proc,root,run,sys,tmp}
 cp "$busybox" "$stage/bin/busybox"
 for applet in $("$busybox" --list); do
     [ "$applet" = busybox ] || ln -s busybox "$stage/bin/$applet"
@@ -126,6 +126,18 @@ done < <(cat "$work/tests" "$work/programs")
 while read -r out_dir; do
     [ -f "$out_dir/probe" ] && copy "$out_dir/probe"
 done <"$work/out_dirs"
+# The tests of chapters 8 on make network namespaces with iproute2's
+# `ip netns` and enter them with util-linux's nsenter: the real tools, in
+# place of busybox's applets (removed first: copying onto an applet's
+# link would write over busybox itself).
+for tool in ip nsenter; do
+    real=$(readlink -f "$(command -v "$tool")")
+    rm -f "$stage/bin/$tool"
+    cp "$real" "$stage/bin/$tool"
+    for lib in $(ldd "$real" 2>/dev/null | grep -o '/[^ ]*'); do
+        [ -e "$stage$lib" ] || copy "$lib"
+    done
+done
 # A solution's tests name their snapshots by a path through its own
 # directory (solutions/NN/../../chapters/NN/tests/...): it must exist.
 for solution in solutions/*/; do

@@ -72,7 +72,9 @@ impl Undo {
             Undo::Cgroup(dir) => cgroups::remove(dir),
             Undo::Container(dir) => records::remove_dir(dir),
             Undo::Link(name) => network::remove_link(name),
-            Undo::Lease { path, owner } => network::ipam::give_back(path, owner),
+            Undo::Lease { path, owner } => {
+                network::ipam::give_back(path, owner)
+            }
         }
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! Two processes share the work. The runtime makes what lives on the
 //! host (the container's directory, with its record and writable layer;
-//! the cgroup), clones the child into its new PID and user namespaces, then does for the child what only it can do from outside
-//! (the cgroup's `cgroup.procs`, the id maps) while the child waits on
-//! the go pipe. The child, told to go, becomes the container: its ids,
+//! the cgroup), clones the child into its new PID, network and user
+//! namespaces, then does for the child what only it can do from outside
+//! (the cgroup's `cgroup.procs`, the id maps, the veth pair) while the
+//! child waits on the go pipe. The child, told to go, becomes the container: its ids,
 //! its other namespaces, its root file system (the image's layers and
 //! its own, stacked by overlayfs), then the command: the image's, unless
 //! one was given, in the image's working directory, as the image's user.
@@ -19,17 +20,21 @@
 //! undo list, watchdog
 //! container's directory (registered,
 //!   then made): record, upper, work
+//! address lease, /etc files (ch8)
 //! cgroup (registered, then made)
 //! make pipes
 //! clone ------------------------------> wait for go
 //! add to cgroup, write id maps              :
+//! veth pair (registered, then made),        :
+//!   addressed on both sides (ch8)           :
 //! keep the container (unless --rm)          :
 //! go --------------------------------->  new session
 //!                                        close inherited files
 //!                                        become root (--userns)
 //!                                        parent-death signal
 //!                                        namespaces, overlay mount,
-//!                                          root file system
+//!                                          root file system, the
+//!                                          /etc files bound in
 //!                                        working directory
 //!                                        capabilities, seccomp
 //!                                        the image's user
@@ -117,7 +122,7 @@ pub struct Options {
     pub limits: Limits,
 
     #[command(flatten)]
-    pub network: network::Options,
+    pub network: network::NetworkOptions,
 }
 // ANCHOR_END: options
 

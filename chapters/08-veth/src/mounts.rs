@@ -28,8 +28,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{
-    fstat, mkdirat, openat, openat2, unlinkat, AtFlags, FileType, Mode,
-    OFlags, ResolveFlags, CWD,
+    fstat, mkdirat, openat, openat2, unlinkat, AtFlags, FileType, Mode, OFlags,
+    ResolveFlags, CWD,
 };
 use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
@@ -189,16 +189,40 @@ pub fn bind_file(root: &OwnedFd, bind: &Bind) -> Result<()> {
         Some((dir, name)) => (dir_beneath(root, dir, dir)?, name),
         None => (root.try_clone()?, bind.target.as_str()),
     };
-    let target = file_at(&dir, name)
-        .with_context(|| format!("/{} in the image", bind.target))?;
-    trace!("mount({}, /{}, MS_BIND)", bind.source.display(), bind.target);
-    let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    let target = match file_at(&dir, name) {
+        // No such file in an image the container's root may not write
+        // (a directory image, under `--userns`): there is nothing to
+        // cover, and nowhere to mount.
+        Err(err) if is_denied(&err) => {
+            trace!("/{}: not in the image, and not ours to make", bind.target);
+            return Ok(());
+        }
+        target => {
+            target.with_context(|| format!("/{} in the image", bind.target))?
+        }
+    };
+    trace!(
+        "mount({}, /{}, MS_BIND)",
+        bind.source.display(),
+        bind.target
+    );
+    let flags =
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     let tree = open_tree(CWD, &bind.source, flags)
         .with_context(|| format!("open {}", bind.source.display()))?;
-    attach(&tree, &target)
-        .with_context(|| format!("bind {} on /{}", bind.source.display(), bind.target))
+    attach(&tree, &target).with_context(|| {
+        format!("bind {} on /{}", bind.source.display(), bind.target)
+    })
 }
 // ANCHOR_END: bind_file
+
+/// Whether `err` is the kernel's refusal to make a file.
+fn is_denied(err: &anyhow::Error) -> bool {
+    use rustix::io::Errno;
+    let denied = [Errno::ACCESS, Errno::PERM, Errno::ROFS];
+    err.downcast_ref::<Errno>()
+        .is_some_and(|errno| denied.contains(errno))
+}
 
 /// The regular file `name` in `dir`, opened O_PATH, made empty if it is
 /// missing or a symbolic link.
@@ -216,7 +240,11 @@ fn file_at(dir: &OwnedFd, name: &str) -> Result<OwnedFd> {
         Err(rustix::io::Errno::NOENT) => {}
         Err(err) => return Err(err.into()),
     }
-    let create = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let create = OFlags::CREATE
+        | OFlags::EXCL
+        | OFlags::WRONLY
+        | OFlags::NOFOLLOW
+        | OFlags::CLOEXEC;
     drop(openat(dir, name, create, Mode::from_raw_mode(0o644))?);
     Ok(openat(dir, name, path, Mode::empty())?)
 }

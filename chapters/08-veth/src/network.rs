@@ -34,6 +34,9 @@ pub mod ipam;
 pub mod netlink;
 pub mod veth;
 
+#[cfg(test)]
+mod tests;
+
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -81,7 +84,7 @@ pub fn parse_mode(text: &str) -> Result<Mode, String> {
 // ANCHOR: options
 /// The options of `run` for the container's network.
 #[derive(Args, Clone, Debug, Default)]
-pub struct Options {
+pub struct NetworkOptions {
     /// The container's network: veth (a link to the host), none (only
     /// a loopback), host (the host's own)
     #[arg(long, value_name = "MODE", default_value = "veth")]
@@ -93,11 +96,12 @@ pub struct Options {
 // ANCHOR: namespaces
 /// The namespace the child is cloned into for its network: a new one,
 /// unless it is to share the host's.
-pub fn namespaces(options: &Options) -> CloneFlags {
-    match options.network {
-        Mode::Host => CloneFlags::empty(),
-        Mode::Veth | Mode::None => CloneFlags::CLONE_NEWNET,
-    }
+pub fn namespaces(options: &NetworkOptions) -> CloneFlags {
+    // TODO(ch8): the namespace flag the child is cloned with for its
+    // network: a new network namespace for `veth` and `none`, and none
+    // for `host`, which shares the runtime's (network_namespaces(7),
+    // clone(2)).
+    todo!("the namespaces of --network {:?}", options.network)
 }
 // ANCHOR_END: namespaces
 
@@ -113,7 +117,7 @@ impl Network {
     /// Lease the addresses of the container `id`, and write its `/etc`
     /// files in its directory `dir`.
     pub fn prepare(
-        options: &Options,
+        options: &NetworkOptions,
         id: &str,
         hostname: &str,
         dir: &Path,
@@ -137,12 +141,11 @@ impl Network {
         let host_network = options.network == Mode::Host;
         let dir_fd = state::open_dir(dir)?;
         let binds = etc::write(&dir_fd, dir, hostname, address, host_network)?;
-        Ok(Network { mode: options.network.clone(), link, binds })
-    }
-
-    /// The container's address, if it has one of its own.
-    pub fn address(&self) -> Option<Ipv4Addr> {
-        self.link.as_ref().map(|link| link.address)
+        Ok(Network {
+            mode: options.network.clone(),
+            link,
+            binds,
+        })
     }
 
     // ANCHOR: connect

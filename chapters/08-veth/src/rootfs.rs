@@ -60,8 +60,8 @@ use rustix::mount::{
 
 use crate::image::DEVICES;
 use crate::mounts::{
-    attach, bind_file, dir_beneath, Bind, new_mount, set_attributes, Mount, NODEV, NOEXEC,
-    NOSUID, RDONLY,
+    attach, bind_file, dir_beneath, new_mount, set_attributes, Bind, Mount,
+    NODEV, NOEXEC, NOSUID, RDONLY,
 };
 use crate::overlay::{self, Overlay};
 use crate::{masks, namespaces, trace};

@@ -52,12 +52,12 @@ fn address_in(output: &str) -> String {
 }
 
 /// What a run left in `lab` and `state`: links besides the lab's own
-/// (`lo`, and `keep`), and leases.
-fn leftovers(lab: &Lab, state: &Path, keep: &[&str]) -> Vec<String> {
+/// (`lo`, and those in `keep`), and leases.
+fn leftovers(lab: &Lab, state: &Path, keep: &[String]) -> Vec<String> {
     let mut left: Vec<String> = lab
         .links()
         .into_iter()
-        .filter(|name| name != "lo" && !keep.contains(&name.as_str()))
+        .filter(|name| name != "lo" && !keep.contains(name))
         .map(|name| format!("link {name}"))
         .collect();
     let leases = state.join("network/leases/veth");
@@ -74,6 +74,7 @@ fn a_container_has_a_network_of_its_own() {
     let (lab, state) = (Lab::new(), TempDir::new());
     // A link of the host's, which the container must not see.
     lab.sh("ip link add hostonly0 type veth peer name hostonly1");
+    let keep = lab.links();
     let run = run_sh(&lab, state.path(), &[], "ip -o link show");
     run.expect_status(0);
     let names: Vec<&str> = run
@@ -83,10 +84,7 @@ fn a_container_has_a_network_of_its_own() {
         .map(|name| name.split('@').next().unwrap())
         .collect();
     assert_eq!(names, ["lo", "eth0"], "the container's links:\n{run}");
-    assert_eq!(
-        leftovers(&lab, state.path(), &["hostonly0", "hostonly1"]),
-        Vec::<String>::new()
-    );
+    assert_eq!(leftovers(&lab, state.path(), &keep), Vec::<String>::new());
 }
 
 #[test]
@@ -255,6 +253,7 @@ fn network_none_has_a_loopback_and_nothing_else() {
 fn network_host_shares_the_hosts_links() {
     let (lab, state) = (Lab::new(), TempDir::new());
     lab.sh("ip link add hostonly0 type veth peer name hostonly1");
+    let keep = lab.links();
     let run = run_sh(
         &lab,
         state.path(),
@@ -263,10 +262,7 @@ fn network_host_shares_the_hosts_links() {
     );
     run.expect_status(0);
     assert!(run.stdout.contains("hostonly0"), "{run}");
-    assert_eq!(
-        leftovers(&lab, state.path(), &["hostonly0", "hostonly1"]),
-        Vec::<String>::new()
-    );
+    assert_eq!(leftovers(&lab, state.path(), &keep), Vec::<String>::new());
 }
 
 #[test]

@@ -1,7 +1,9 @@
-//! tincan, chapter 7: images on overlayfs.
+//! tincan, chapter 8: network namespaces and veth pairs.
 //!
-//! `run [OPTIONS] IMAGE [CMD [ARGS]...]` runs a container as chapter 6
-//! did, from an image: the image's layers, stacked read-only with
+//! `run [OPTIONS] IMAGE [CMD [ARGS]...]` runs a container as chapter 7
+//! did, in a network namespace of its own, joined to the host by a veth
+//! pair (`--network veth`, the default), with only a loopback (`none`),
+//! or in the host's (`host`). Since chapter 7 it runs from an image: the image's layers, stacked read-only with
 //! overlayfs, under a writable layer of the container's own. IMAGE is a
 //! name (`debian:bookworm-slim`, `localhost:5000/team/app:1`), an
 //! image id, the built-in `busybox`, or still a directory. Without CMD,
@@ -39,6 +41,9 @@
 //! - `privileges.rs`: capabilities, no_new_privs, the seccomp filter.
 //! - `cgroups.rs`: cgroups v1 and v2, limits, OOM kills.
 //! - `limits.rs`: `--memory`, `--pids-limit` and `--cpus`, parsed.
+//! - `network.rs`: `--network`; `network/`: netlink, the veth pair,
+//!   address leases, the container's /etc files (its layout is in
+//!   `network.rs`).
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

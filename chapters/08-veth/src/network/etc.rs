@@ -38,7 +38,8 @@ pub fn write(
     } else {
         hosts(hostname, address)
     };
-    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let host_resolv =
+        fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = if host_network {
         host_resolv
     } else {

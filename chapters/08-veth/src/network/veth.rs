@@ -42,10 +42,9 @@
 use std::fs::File;
 use std::net::Ipv4Addr;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::netlink::Netlink;
-use crate::trace;
 
 /// The container's end, once in its namespace.
 pub const INSIDE: &str = "eth0";
@@ -68,7 +67,12 @@ pub struct Link {
 
 impl Link {
     /// The pair of the container `id`, with these addresses.
-    pub fn new(id: &str, gateway: Ipv4Addr, address: Ipv4Addr, prefix: u8) -> Link {
+    pub fn new(
+        id: &str,
+        gateway: Ipv4Addr,
+        address: Ipv4Addr,
+        prefix: u8,
+    ) -> Link {
         let short = &id[..id.len().min(11)];
         Link {
             host: format!("veth{short}"),
@@ -84,24 +88,29 @@ impl Link {
 /// On the host: make the pair, and move its peer into the namespace
 /// `netns` (a `/proc/PID/ns/net` held open), named `eth0` there.
 pub fn make_pair(host: &mut Netlink, link: &Link, netns: &File) -> Result<()> {
-    trace!("ip link add {} type veth peer name {}", link.host, link.peer);
-    host.add_veth(&link.host, &link.peer)
-        .with_context(|| format!("make the veth pair {}", link.host))?;
-    trace!("ip link set {} netns PID name {INSIDE}", link.peer);
-    host.move_link(&link.peer, netns, INSIDE)
-        .with_context(|| format!("move {} into the container", link.peer))
+    // TODO(ch8): on the host, make the veth pair `link` names (veth(4)),
+    // and send its peer into the container's network namespace
+    // `netns`, where it is to be called `eth0` (INSIDE): one end here,
+    // the other there. `Netlink` (netlink.rs) has what `ip link` does.
+    // A trace line per step, naming the `ip` command that does it, and
+    // a context naming the link.
+    todo!(
+        "make {} and move {} into {netns:?} as {INSIDE}, through {:?}",
+        link.host,
+        link.peer,
+        host as *const Netlink
+    )
 }
 // ANCHOR_END: make_pair
 
 // ANCHOR: address_host_end
 /// On the host: the host's end gets the gateway's address, and goes up.
 pub fn address_host_end(host: &mut Netlink, link: &Link) -> Result<()> {
-    let (name, gateway, prefix) = (&link.host, link.gateway, link.prefix);
-    trace!("ip addr add {gateway}/{prefix} dev {name}");
-    host.add_address(name, gateway, prefix)
-        .with_context(|| format!("give {name} the address {gateway}"))?;
-    trace!("ip link set {name} up");
-    host.set_up(name).with_context(|| format!("set {name} up"))
+    // TODO(ch8): on the host, give the host's end of the pair its
+    // address (the container's gateway, with the link's prefix), and
+    // set it up. A trace line per step, naming the `ip` command, and a
+    // context naming the link.
+    todo!("address {} through {:?}", link.host, host as *const Netlink)
 }
 // ANCHOR_END: address_host_end
 
@@ -110,18 +119,16 @@ pub fn address_host_end(host: &mut Netlink, link: &Link) -> Result<()> {
 /// gets the container's address and goes up, and the default route
 /// leads to the host's end.
 pub fn address_inside(inside: &mut Netlink, link: &Link) -> Result<()> {
-    let (address, prefix) = (link.address, link.prefix);
-    trace!("nsenter --net=/proc/PID/ns/net ip addr add {address}/{prefix} dev {INSIDE}");
-    inside
-        .add_address(INSIDE, address, prefix)
-        .with_context(|| format!("give {INSIDE} the address {address}"))?;
-    trace!("nsenter --net=/proc/PID/ns/net ip link set {INSIDE} up");
-    inside.set_up(INSIDE).context("set eth0 up")?;
-    let gateway = link.gateway;
-    trace!("nsenter --net=/proc/PID/ns/net ip route add default via {gateway}");
-    inside
-        .add_default_route(gateway)
-        .with_context(|| format!("route through {gateway}"))
+    // TODO(ch8): inside, through the netlink socket of the container's
+    // namespace: give `eth0` the container's address, set it up, and
+    // send everything that is not on the link to the host's end (a
+    // default route, ip-route(8)). A trace line per step, naming the
+    // `ip` command run through nsenter, and a context.
+    todo!(
+        "address eth0 as {} through {:?}",
+        link.address,
+        inside as *const Netlink
+    )
 }
 // ANCHOR_END: address_inside
 
@@ -129,7 +136,11 @@ pub fn address_inside(inside: &mut Netlink, link: &Link) -> Result<()> {
 /// Inside: bring up the loopback, down in a new namespace, so that
 /// `127.0.0.1` works.
 pub fn loopback_up(inside: &mut Netlink) -> Result<()> {
-    trace!("nsenter --net=/proc/PID/ns/net ip link set lo up");
-    inside.set_up("lo").context("set lo up")
+    // TODO(ch8): a new network namespace has a loopback, down: bring it
+    // up with the netlink socket given, which was made in the
+    // container's namespace. `Netlink` (netlink.rs) says which method
+    // does what `ip` does. A trace line naming the `ip` command, run
+    // through nsenter, and a context.
+    todo!("set lo up through {:?}", inside as *const Netlink)
 }
 // ANCHOR_END: loopback_up

@@ -28,6 +28,10 @@
 //! Simpler than a production runtime: one request at a time, each waited
 //! for, and only the attributes tincan needs.
 
+// The chapter's TODOs make the calls: in the starter, until they are
+// written, nothing does.
+#![allow(dead_code)]
+
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
