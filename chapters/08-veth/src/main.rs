@@ -107,10 +107,10 @@ struct Cli {
 enum Command {
     /// Run a command in a new container
     ///
-    /// Not isolated yet: the container shares the host's network. It
-    /// sees the host's interfaces, reaches its 127.0.0.1 services and
-    /// abstract Unix sockets, and, with CAP_NET_RAW, opens raw and packet
-    /// sockets on them. Chapter 8 gives it a network of its own.
+    /// The container has a network of its own: its own interfaces, its
+    /// own 127.0.0.1, and a veth pair to the host (`--network`). It
+    /// cannot reach other containers' networks yet: chapter 9 joins
+    /// them on a bridge.
     Run {
         #[command(flatten)]
         options: container::Options,

@@ -25,10 +25,9 @@
 //! [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)
 //! and [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html).
 //!
-//! Simpler than a production runtime: no network namespace yet
-//! (chapter 8 adds it), one fixed range of host ids for every
-//! container, and the rest of the namespaces are unshared by the child
-//! rather than all made by the one clone(2).
+//! Simpler than a production runtime: the clone(2) makes the PID,
+//! network (chapter 8) and user namespaces, and the child unshares the
+//! rest itself, rather than all made by the one clone.
 
 use std::fs;
 use std::os::fd::OwnedFd;

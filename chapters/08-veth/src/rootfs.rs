@@ -160,7 +160,8 @@ fn mount_in(base: &OwnedFd, path: &str, fs: &Mount) -> Result<OwnedFd> {
     let target = dir_beneath(base, path, fs.target)?;
     let mounted = match new_mount(fs) {
         // In a user namespace, the kernel mounts a sysfs only for the
-        // owner of a network namespace, which chapter 8 makes.
+        // owner of the network namespace: the container's own network
+        // has one (chapter 8), `--network host` does not.
         Err(rustix::io::Errno::PERM) if fs.fstype == "sysfs" => {
             return bind_host_sys(&target);
         }
