@@ -1,0 +1,144 @@
+//! A veth pair: the cable between a container and its host.
+//!
+//! A network namespace starts with nothing but a loopback, down: no
+//! packet leaves it. A veth pair is two links joined back to back
+//! (veth(4)): what goes in one end comes out of the other. The runtime
+//! makes the pair on the host, moves one end into the container's
+//! namespace, where it is called `eth0`, and gives each end an address
+//! in a block of four of its own (`10.86.0.4/30`: the host's end `.5`,
+//! the container's `.6`); the container's default route goes through
+//! the host's end.
+//!
+//! ```text
+//!  container's namespace                  host's namespace
+//!  lo 127.0.0.1
+//!  eth0 10.86.0.6/30  <== veth pair ==>  vethXXXXXXXXXXX 10.86.0.5/30
+//!  default via 10.86.0.5
+//! ```
+//!
+//! Everything is done from the runtime, while the child waits: on the
+//! host with a netlink socket of the host's, inside with one made in the
+//! child's namespace (`Netlink::open_in`).
+//!
+//! By hand, with the child's pid `PID`:
+//!
+//! ```console
+//! # ip link add vethXXXXXXXXXXX type veth peer name cethXXXXXXXXXXX
+//! # ip link set cethXXXXXXXXXXX netns PID name eth0
+//! # ip addr add 10.86.0.5/30 dev vethXXXXXXXXXXX
+//! # ip link set vethXXXXXXXXXXX up
+//! # nsenter --net=/proc/PID/ns/net ip link set lo up
+//! # nsenter --net=/proc/PID/ns/net ip addr add 10.86.0.6/30 dev eth0
+//! # nsenter --net=/proc/PID/ns/net ip link set eth0 up
+//! # nsenter --net=/proc/PID/ns/net ip route add default via 10.86.0.5
+//! ```
+//!
+//! See [veth(4)](https://man7.org/linux/man-pages/man4/veth.4.html),
+//! [network_namespaces(7)](https://man7.org/linux/man-pages/man7/network_namespaces.7.html).
+//!
+//! Simpler than a production runtime: Docker puts the host's end on a
+//! bridge (chapter 9) and the container's addresses in one subnet.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+
+use anyhow::{Context, Result};
+
+use super::netlink::Netlink;
+use crate::trace;
+
+/// The container's end, once in its namespace.
+pub const INSIDE: &str = "eth0";
+
+/// A container's veth pair and its addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// The host's end: `veth` and the container's id, cut to the 15
+    /// characters a link's name may have, so no two runs share one.
+    pub host: String,
+    /// The container's end, until it moves in and becomes `eth0`.
+    pub peer: String,
+    /// The host's end's address: the container's gateway.
+    pub gateway: Ipv4Addr,
+    /// The container's address.
+    pub address: Ipv4Addr,
+    /// The length of the prefix both addresses share.
+    pub prefix: u8,
+}
+
+impl Link {
+    /// The pair of the container `id`, with these addresses.
+    pub fn new(
+        id: &str,
+        gateway: Ipv4Addr,
+        address: Ipv4Addr,
+        prefix: u8,
+    ) -> Link {
+        let short = &id[..id.len().min(11)];
+        Link {
+            host: format!("veth{short}"),
+            peer: format!("ceth{short}"),
+            gateway,
+            address,
+            prefix,
+        }
+    }
+}
+
+// ANCHOR: make_pair
+/// On the host: make the pair, and move its peer into the namespace
+/// `netns` (a `/proc/PID/ns/net` held open), named `eth0` there.
+pub fn make_pair(host: &mut Netlink, link: &Link, netns: &File) -> Result<()> {
+    trace!(
+        "ip link add {} type veth peer name {}",
+        link.host,
+        link.peer
+    );
+    host.add_veth(&link.host, &link.peer)
+        .with_context(|| format!("make the veth pair {}", link.host))?;
+    trace!("ip link set {} netns PID name {INSIDE}", link.peer);
+    host.move_link(&link.peer, netns, INSIDE)
+        .with_context(|| format!("move {} into the container", link.peer))
+}
+// ANCHOR_END: make_pair
+
+// ANCHOR: address_host_end
+/// On the host: the host's end gets the gateway's address, and goes up.
+pub fn address_host_end(host: &mut Netlink, link: &Link) -> Result<()> {
+    let (name, gateway, prefix) = (&link.host, link.gateway, link.prefix);
+    trace!("ip addr add {gateway}/{prefix} dev {name}");
+    host.add_address(name, gateway, prefix)
+        .with_context(|| format!("give {name} the address {gateway}"))?;
+    trace!("ip link set {name} up");
+    host.set_up(name).with_context(|| format!("set {name} up"))
+}
+// ANCHOR_END: address_host_end
+
+// ANCHOR: address_inside
+/// Inside, with a netlink socket of the container's namespace: `eth0`
+/// gets the container's address and goes up, and the default route
+/// leads to the host's end.
+pub fn address_inside(inside: &mut Netlink, link: &Link) -> Result<()> {
+    let (address, prefix) = (link.address, link.prefix);
+    trace!("nsenter --net=/proc/PID/ns/net ip addr add {address}/{prefix} dev {INSIDE}");
+    inside
+        .add_address(INSIDE, address, prefix)
+        .with_context(|| format!("give {INSIDE} the address {address}"))?;
+    trace!("nsenter --net=/proc/PID/ns/net ip link set {INSIDE} up");
+    inside.set_up(INSIDE).context("set eth0 up")?;
+    let gateway = link.gateway;
+    trace!("nsenter --net=/proc/PID/ns/net ip route add default via {gateway}");
+    inside
+        .add_default_route(gateway)
+        .with_context(|| format!("route through {gateway}"))
+}
+// ANCHOR_END: address_inside
+
+// ANCHOR: loopback_up
+/// Inside: bring up the loopback, down in a new namespace, so that
+/// `127.0.0.1` works.
+pub fn loopback_up(inside: &mut Netlink) -> Result<()> {
+    trace!("nsenter --net=/proc/PID/ns/net ip link set lo up");
+    inside.set_up("lo").context("set lo up")
+}
+// ANCHOR_END: loopback_up
