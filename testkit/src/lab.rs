@@ -65,6 +65,21 @@ impl Lab {
             .expect("run nsenter")
     }
 
+    /// Join this lab to `other` by a veth pair of the test's own, with
+    /// the addresses `here` and `there` (`192.0.2.1/24`: keep to the
+    /// documentation's ranges, which no real network uses): `other`
+    /// plays the world outside the host.
+    pub fn connect(&self, other: &Lab, here: &str, there: &str) {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let (a, b) = (format!("tl{}a{n}", std::process::id()), format!("tl{}b{n}", std::process::id()));
+        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+        ip(&["link", "set", &a, "netns", &self.name, "name", "uplink"]);
+        ip(&["link", "set", &b, "netns", &other.name, "name", "wan"]);
+        self.sh(&format!("ip addr add {here} dev uplink && ip link set uplink up"));
+        other.sh(&format!("ip addr add {there} dev wan && ip link set wan up"));
+    }
+
     /// The names of the lab's links.
     pub fn links(&self) -> Vec<String> {
         self.sh("ip -o link show")
