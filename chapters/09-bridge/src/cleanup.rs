@@ -1,8 +1,8 @@
 //! The undo list: what the runtime made on the host, and how to remove it.
 //!
 //! A container leaves things on the host while it runs: a cgroup, its
-//! directory (chapter 7), a veth pair and an address lease (chapter 8);
-//! in later chapters firewall rules. Each is registered here the moment before it is made,
+//! directory (chapter 7), a veth pair and an address lease (chapter 8),
+//! firewall rules (chapter 9). Each is registered here the moment before it is made,
 //! with how to undo it, and undone, last made first:
 //!
 //! - by the runtime, when it returns, fails halfway, or panics (on drop);
@@ -56,13 +56,15 @@ pub enum Undo {
     /// Delete a link of the runtime's network namespace, and with it its
     /// peer (see `network.rs`).
     Link(String),
-    /// Give back an address leased to the container `owner` (see
-    /// `network/ipam.rs`).
+    /// Give back an address leased to the container `owner`, and take
+    /// its network down if it was the last (see `network.rs`).
     Lease {
         #[serde(with = "path_bytes")]
         path: PathBuf,
         owner: String,
     },
+    /// Remove firewall rules (see `network/firewall.rs`).
+    Rules(Vec<network::firewall::Rule>),
 }
 
 impl Undo {
@@ -72,9 +74,8 @@ impl Undo {
             Undo::Cgroup(dir) => cgroups::remove(dir),
             Undo::Container(dir) => records::remove_dir(dir),
             Undo::Link(name) => network::remove_link(name),
-            Undo::Lease { path, owner } => {
-                network::ipam::give_back(path, owner)
-            }
+            Undo::Lease { path, owner } => network::release(path, owner),
+            Undo::Rules(rules) => network::remove_rules(rules),
         }
     }
 }

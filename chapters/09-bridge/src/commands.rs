@@ -1,5 +1,5 @@
-//! The subcommands besides `run`: images and containers, listed,
-//! fetched, made and removed. Each prints what Docker's namesake
+//! The subcommands besides `run`: images, containers and networks,
+//! listed, fetched, made and removed. Each prints what Docker's namesake
 //! prints, and returns the exit status.
 //!
 //! Simpler than Docker: no `--format`, no filters.
@@ -13,8 +13,10 @@ use crate::image::digest::short_id;
 use crate::image::reference::Reference;
 use crate::image::store::Store;
 use crate::image::{self, archive, registry};
+use crate::network::ipam::Subnet;
+use crate::network::networks;
 use crate::records;
-use crate::state::{ago, human_size, now, parse_rfc3339};
+use crate::state::{ago, human_size, now, parse_rfc3339, rfc3339};
 
 /// `pull NAME`.
 pub fn pull(name: &str, insecure: bool) -> Result<u8> {
@@ -188,4 +190,77 @@ fn write_table<const N: usize>(
         line(row.iter().map(String::as_str).collect())?;
     }
     Ok(())
+}
+
+/// `network create NAME [--subnet CIDR]`.
+pub fn network_create(name: &str, subnet: Option<Subnet>) -> Result<u8> {
+    let _lock = networks::lock()?;
+    let net = networks::create(name, subnet)?;
+    println!("{}", net.id);
+    Ok(0)
+}
+
+/// `network ls`.
+pub fn networks() -> Result<u8> {
+    let _lock = networks::lock()?;
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "{:<14}{:<20}{:<18}{:<16}CONTAINERS",
+        "NETWORK ID", "NAME", "SUBNET", "BRIDGE"
+    )?;
+    for net in networks::list()? {
+        let containers = net.leases()?.len();
+        writeln!(
+            out,
+            "{:<14}{:<20}{:<18}{:<16}{containers}",
+            net.id,
+            net.name,
+            net.subnet.to_string(),
+            net.bridge
+        )?;
+    }
+    Ok(0)
+}
+
+/// `network inspect NAME`: the network, and its containers, as JSON.
+pub fn network_inspect(name: &str) -> Result<u8> {
+    let _lock = networks::lock()?;
+    let net = networks::list()?
+        .into_iter()
+        .find(|net| net.name == name || net.id == name)
+        .with_context(|| format!("network {name}: not found"))?;
+    let containers: Vec<serde_json::Value> = net
+        .leases()?
+        .into_iter()
+        .map(|(address, holder)| {
+            serde_json::json!({
+                "id": holder.id,
+                "name": holder.name,
+                "hostname": holder.hostname,
+                "address": format!("{address}/{}", net.subnet.prefix),
+            })
+        })
+        .collect();
+    let shown = serde_json::json!({
+        "name": net.name,
+        "id": net.id,
+        "subnet": net.subnet.to_string(),
+        "gateway": net.subnet.gateway().to_string(),
+        "bridge": net.bridge,
+        "created": rfc3339(net.created),
+        "containers": containers,
+    });
+    println!("{}", serde_json::to_string_pretty(&shown)?);
+    Ok(0)
+}
+
+/// `network rm NAME...`: each that no container uses.
+pub fn network_remove(names: &[String]) -> Result<u8> {
+    let _lock = networks::lock()?;
+    for name in names {
+        networks::remove(name)?;
+        println!("{name}");
+    }
+    Ok(0)
 }

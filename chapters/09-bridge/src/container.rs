@@ -20,13 +20,17 @@
 //! undo list, watchdog
 //! container's directory (registered,
 //!   then made): record, upper, work
-//! address lease, /etc files (ch8)
+//! published ports held (ch9), address
+//!   lease (ch8, from the network's
+//!   subnet in ch9), /etc files (ch8)
 //! cgroup (registered, then made)
 //! make pipes
 //! clone ------------------------------> wait for go
 //! add to cgroup, write id maps              :
-//! veth pair (registered, then made),        :
-//!   addressed on both sides (ch8)           :
+//! the network's bridge and rules, if        :
+//!   down (ch9); veth pair (registered,      :
+//!   then made) plugged into the bridge,     :
+//!   addressed inside; port rules            :
 //! keep the container (unless --rm)          :
 //! go --------------------------------->  new session
 //!                                        close inherited files
@@ -84,6 +88,7 @@ use crate::idmap::{self, IdRange};
 use crate::image::store::Store;
 use crate::image::{self, Resolved};
 use crate::limits::Limits;
+use crate::network::ipam::Holder;
 use crate::network::{self, Network};
 use crate::overlay::{self, Overlay};
 use crate::process::{self, Child};
@@ -229,10 +234,14 @@ pub fn run(container: &Container) -> Result<u8> {
     // its watchdog does if the runtime dies first.
     let mut cleanup = Cleanup::with_watchdog()?;
     let (mut record, overlay) = make_container(container, &mut cleanup)?;
+    let holder = Holder {
+        id: container.id.clone(),
+        name: record.name.clone(),
+        hostname: container.hostname.clone(),
+    };
     let network = Network::prepare(
         &container.options.network,
-        &container.id,
-        &container.hostname,
+        &holder,
         &records::dir_of(&container.id),
         &mut cleanup,
     )?;

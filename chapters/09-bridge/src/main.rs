@@ -1,9 +1,11 @@
-//! tincan, chapter 8: network namespaces and veth pairs.
+//! tincan, chapter 9: bridges, NAT and published ports.
 //!
-//! `run [OPTIONS] IMAGE [CMD [ARGS]...]` runs a container as chapter 7
-//! did, in a network namespace of its own, joined to the host by a veth
-//! pair (`--network veth`, the default), with only a loopback (`none`),
-//! or in the host's (`host`). Since chapter 7 it runs from an image: the image's layers, stacked read-only with
+//! `run [OPTIONS] IMAGE [CMD [ARGS]...]` runs a container as chapter 8
+//! did, in a network namespace of its own, now on a network: a bridge
+//! that its containers share, reaching each other by name, the world
+//! through the host's NAT, and published ports (`-p`). `network create`,
+//! `ls`, `inspect` and `rm` manage networks; `--network none` and `host`
+//! are as before. Since chapter 7 it runs from an image: the image's layers, stacked read-only with
 //! overlayfs, under a writable layer of the container's own. IMAGE is a
 //! name (`debian:bookworm-slim`, `localhost:5000/team/app:1`), an
 //! image id, the built-in `busybox`, or still a directory. Without CMD,
@@ -107,10 +109,10 @@ struct Cli {
 enum Command {
     /// Run a command in a new container
     ///
-    /// The container has a network of its own: its own interfaces, its
-    /// own 127.0.0.1, and a veth pair to the host (`--network`). It
-    /// cannot reach other containers' networks yet: chapter 9 joins
-    /// them on a bridge.
+    /// The container has a network of its own (`--network`): its own
+    /// interfaces and 127.0.0.1, on a bridge with the other containers
+    /// of its network, which it reaches by name; what the host reaches,
+    /// NATed; and the ports it publishes (`-p`).
     Run {
         #[command(flatten)]
         options: container::Options,
@@ -152,6 +154,31 @@ enum Command {
         container: String,
         /// NAME[:TAG]
         name: String,
+    },
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// Make a network: a subnet, and a bridge while containers use it
+    Create {
+        /// ADDRESS/PREFIX [default: the next free /24 of 10.86.0.0/16]
+        #[arg(long, value_parser = network::ipam::Subnet::parse)]
+        subnet: Option<network::ipam::Subnet>,
+        #[arg(value_parser = network::networks::parse_name)]
+        name: String,
+    },
+    /// List networks
+    #[command(alias = "list")]
+    Ls,
+    /// Show a network: its subnet, bridge and containers
+    Inspect { name: String },
+    /// Remove networks no container uses
+    Rm {
+        #[arg(required = true, value_name = "NETWORK")]
+        names: Vec<String>,
     },
 }
 
@@ -216,6 +243,16 @@ fn main() -> ExitCode {
         Command::Rm { containers } => commands::remove_containers(&containers),
         Command::Commit { container, name } => {
             commands::commit(&container, &name)
+        }
+        Command::Network(NetworkCommand::Create { subnet, name }) => {
+            commands::network_create(&name, subnet)
+        }
+        Command::Network(NetworkCommand::Ls) => commands::networks(),
+        Command::Network(NetworkCommand::Inspect { name }) => {
+            commands::network_inspect(&name)
+        }
+        Command::Network(NetworkCommand::Rm { names }) => {
+            commands::network_remove(&names)
         }
     };
     match result {

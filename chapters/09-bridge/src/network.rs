@@ -1,17 +1,18 @@
-//! The container's network: a namespace of its own, and a way out.
+//! The container's network: a namespace of its own, on a bridge.
 //!
-//! Until chapter 8 a container shared the host's network: its
-//! interfaces, its `127.0.0.1`, its ports, and with `CAP_NET_RAW` every
-//! packet on the host's links. Now each container is cloned into a new
-//! network namespace (network_namespaces(7)), which holds nothing but a
-//! loopback, and is joined to the host by a veth pair.
+//! Chapter 8 gave each container a network namespace and a veth pair
+//! to the host. Chapter 9 plugs the host's ends into a bridge, one per
+//! network, as Docker does: containers on one network reach each other
+//! by address and by name, containers on two networks cannot reach each
+//! other at all, and every container reaches what the host reaches,
+//! NATed as the host; `-p` publishes a container's port on the host's.
 //!
 //! `--network` chooses, as Docker's does:
 //!
-//! - `veth` (the default): a veth pair, its ends addressed in a block of
-//!   four leased for the container (see `network/veth.rs`);
+//! - a network's name: `bridge` (the default, made on first use), or
+//!   one made by `network create`;
 //! - `none`: the loopback alone;
-//! - `host`: no namespace of its own: the host's network, as before.
+//! - `host`: no namespace of its own: the host's network.
 //!
 //! The family:
 //!
@@ -19,26 +20,36 @@
 //! network.rs        the options, and what container.rs calls
 //! network/
 //!   netlink.rs      rtnetlink messages, written by hand (ch8)
-//!   veth.rs         the pair and its addresses (ch8)
-//!   ipam.rs         leases of addresses, under a lock (ch8)
+//!   veth.rs         the pair, and the container's side (ch8)
 //!   etc.rs          /etc/hosts, /etc/hostname, /etc/resolv.conf (ch8)
+//!   ipam.rs         leases of addresses, under a lock (ch8, ch9)
+//!   networks.rs     named networks: subnet, bridge, hosts (ch9)
+//!   bridge.rs       the bridge, up and down (ch9)
+//!   firewall.rs     NAT, published ports, walls: iptables (ch9)
+//!   ports.rs        `-p`, and the host's ports held (ch9)
 //! ```
 //!
-//! Before the clone the runtime leases the container's addresses and
-//! writes its `/etc` files; after, while the child waits, it wires the
-//! pair ([`Network::connect`]). Each lease and link is on the undo list
-//! before it is made.
+//! Before the clone the runtime leases the container's address, writes
+//! its `/etc` files and takes its published ports; after, while the
+//! child waits, it brings the network up if it is down and wires the
+//! pair ([`Network::connect`]). Each lease, link and rule is on the undo
+//! list before it is made; the last lease of a network to go takes the
+//! network's bridge and rules with it ([`release`]).
 
+pub mod bridge;
 pub mod etc;
+pub mod firewall;
 pub mod ipam;
 pub mod netlink;
+pub mod networks;
+pub mod ports;
 pub mod veth;
 
 #[cfg(test)]
 mod tests;
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -46,38 +57,37 @@ use clap::Args;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
-use self::ipam::{Leases, Subnet};
+use self::ipam::Holder;
 use self::netlink::Netlink;
+use self::networks::Net;
+use self::ports::Publish;
 use self::veth::Link;
 use crate::cleanup::{Cleanup, Undo};
 use crate::mounts::Bind;
-use crate::state;
-
-/// The addresses leased to `veth` containers, four each.
-pub const VETH_SUBNET: Subnet = Subnet {
-    network: Ipv4Addr::new(10, 86, 0, 0),
-    prefix: 16,
-};
 
 /// How a container reaches the network.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// A network namespace, and a veth pair to the host.
-    #[default]
-    Veth,
+    /// A network namespace, on the bridge of the network so named.
+    Bridge(String),
     /// A network namespace with only its loopback.
     None,
     /// The host's network namespace.
     Host,
 }
 
+impl Default for Mode {
+    fn default() -> Mode {
+        Mode::Bridge(networks::DEFAULT.into())
+    }
+}
+
 /// `--network`'s value.
 pub fn parse_mode(text: &str) -> Result<Mode, String> {
     match text {
-        "veth" => Ok(Mode::Veth),
         "none" => Ok(Mode::None),
         "host" => Ok(Mode::Host),
-        _ => Err("expected veth, none or host".into()),
+        name => networks::parse_name(name).map(Mode::Bridge),
     }
 }
 
@@ -85,11 +95,18 @@ pub fn parse_mode(text: &str) -> Result<Mode, String> {
 /// The options of `run` for the container's network.
 #[derive(Args, Clone, Debug, Default)]
 pub struct NetworkOptions {
-    /// The container's network: veth (a link to the host), none (only
-    /// a loopback), host (the host's own)
-    #[arg(long, value_name = "MODE", default_value = "veth")]
+    /// The container's network: a network's name (bridge, the default,
+    /// or one made by `network create`), none (only a loopback), host
+    /// (the host's own)
+    #[arg(long, value_name = "NETWORK", default_value = "bridge")]
     #[arg(value_parser = parse_mode)]
     pub network: Mode,
+
+    /// Publish a container's port on the host's:
+    /// [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]
+    #[arg(short, long = "publish", value_name = "PORTS")]
+    #[arg(value_parser = ports::parse_publish)]
+    pub publish: Vec<Publish>,
 }
 // ANCHOR_END: options
 
@@ -99,7 +116,7 @@ pub struct NetworkOptions {
 pub fn namespaces(options: &NetworkOptions) -> CloneFlags {
     match options.network {
         Mode::Host => CloneFlags::empty(),
-        Mode::Veth | Mode::None => CloneFlags::CLONE_NEWNET,
+        Mode::Bridge(_) | Mode::None => CloneFlags::CLONE_NEWNET,
     }
 }
 // ANCHOR_END: namespaces
@@ -107,49 +124,79 @@ pub fn namespaces(options: &NetworkOptions) -> CloneFlags {
 /// A container's network, planned by the runtime before the clone.
 pub struct Network {
     mode: Mode,
-    link: Option<Link>,
+    /// The network it is on, and its pair.
+    bridged: Option<(Net, Link)>,
+    publish: Vec<Publish>,
+    /// The host's ports, held while the container runs.
+    _ports: Vec<OwnedFd>,
     /// The `/etc` files the child binds over the image's.
     pub binds: Vec<Bind>,
 }
 
 impl Network {
-    /// Lease the addresses of the container `id`, and write its `/etc`
-    /// files in its directory `dir`.
+    /// Lease an address to the container `holder` on its network, take
+    /// its published ports, and write its `/etc` files in its directory
+    /// `dir`.
     pub fn prepare(
         options: &NetworkOptions,
-        id: &str,
-        hostname: &str,
+        holder: &Holder,
         dir: &Path,
         cleanup: &mut Cleanup,
     ) -> Result<Network> {
-        let link = match options.network {
-            Mode::Veth => {
-                let leases = Leases::new(leases_dir("veth"));
-                // Blocks of four: the block's own address, the host's
-                // end, the container's, the block's broadcast address.
-                let blocks = (0..VETH_SUBNET.size() / 4)
-                    .map(|block| VETH_SUBNET.nth(block * 4));
-                let base = leases.take(blocks, id, cleanup)?;
-                let gateway = Ipv4Addr::from(u32::from(base) + 1);
-                let address = Ipv4Addr::from(u32::from(base) + 2);
-                Some(Link::new(id, gateway, address, 30))
+        if !options.publish.is_empty()
+            && !matches!(options.network, Mode::Bridge(_))
+        {
+            anyhow::bail!("-p publishes a port of a container on a bridge: not with --network none or host");
+        }
+        let ports = options
+            .publish
+            .iter()
+            .map(ports::reserve)
+            .collect::<Result<Vec<_>>>()?;
+        let bridged = match &options.network {
+            Mode::Bridge(name) => {
+                let _lock = networks::lock()?;
+                let net = networks::find(name)?;
+                let address = ipam::take(
+                    &net.leases_dir(),
+                    net.subnet.hosts(),
+                    holder,
+                    |path| {
+                        cleanup.register(Undo::Lease {
+                            path: path.to_path_buf(),
+                            owner: holder.id.clone(),
+                        })
+                    },
+                )?;
+                networks::write_hosts(&net)?;
+                let link = Link::new(
+                    &holder.id,
+                    net.subnet.gateway(),
+                    address,
+                    net.subnet.prefix,
+                );
+                Some((net, link))
             }
             Mode::None | Mode::Host => None,
         };
-        let address = link.as_ref().map(|link| link.address);
+        let dir_fd = crate::state::open_dir(dir)?;
+        let hosts = bridged.as_ref().map(|(net, _)| net.hosts_path());
         let host_network = options.network == Mode::Host;
-        let dir_fd = state::open_dir(dir)?;
-        let binds = etc::write(&dir_fd, dir, hostname, address, host_network)?;
+        let binds =
+            etc::write(&dir_fd, dir, &holder.hostname, hosts, host_network)?;
         Ok(Network {
             mode: options.network.clone(),
-            link,
+            bridged,
+            publish: options.publish.clone(),
+            _ports: ports,
             binds,
         })
     }
 
     // ANCHOR: connect
     /// In the runtime, while the child waits in its new namespace: its
-    /// loopback up, and with `veth`, the pair made and addressed.
+    /// loopback up; on a bridge, the network up, the pair made, plugged
+    /// in and addressed, and the published ports' rules.
     pub fn connect(&self, child: Pid, cleanup: &mut Cleanup) -> Result<()> {
         if self.mode == Mode::Host {
             return Ok(());
@@ -158,21 +205,51 @@ impl Network {
             .context("open the container's network namespace")?;
         let mut inside = Netlink::open_in(&netns)?;
         veth::loopback_up(&mut inside)?;
-        let Some(link) = &self.link else {
+        let Some((net, link)) = &self.bridged else {
             return Ok(());
         };
         let mut host = Netlink::open()?;
+        let _lock = networks::lock()?;
+        bridge::ensure_up(&mut host, net)?;
         cleanup.register(Undo::Link(link.host.clone()))?;
         veth::make_pair(&mut host, link, &netns)?;
-        veth::address_host_end(&mut host, link)?;
-        veth::address_inside(&mut inside, link)
+        bridge::attach(&mut host, link, net)?;
+        veth::address_inside(&mut inside, link)?;
+        let rules: Vec<_> = self
+            .publish
+            .iter()
+            .flat_map(|publish| {
+                firewall::port_rules(&net.bridge, link.address, publish)
+            })
+            .collect();
+        if !rules.is_empty() {
+            cleanup.register(Undo::Rules(rules.clone()))?;
+            firewall::add(&rules)?;
+        }
+        Ok(())
     }
     // ANCHOR_END: connect
 }
 
-/// Where the leases of the pool `name` are kept.
-fn leases_dir(name: &str) -> std::path::PathBuf {
-    state::dir().join("network").join("leases").join(name)
+/// Give back the lease `path` of the container `id`: its name leaves
+/// the network's hosts, and if it was the network's last, the network's
+/// bridge and rules go too (and tincan's chains, with the last network).
+pub fn release(path: &Path, id: &str) {
+    let Ok(_lock) = networks::lock() else { return };
+    ipam::give_back(path, id);
+    let Some(dir) = path.parent().and_then(Path::parent) else {
+        return;
+    };
+    let Ok(net) = networks::load(dir) else { return };
+    networks::write_hosts(&net).ok();
+    if net.leases().is_ok_and(|leases| leases.is_empty()) {
+        let others_up =
+            networks::list().unwrap_or_default().iter().any(|other| {
+                other.name != net.name
+                    && other.leases().is_ok_and(|l| !l.is_empty())
+            });
+        bridge::take_down(&net, !others_up).ok();
+    }
 }
 
 /// Remove the link `name` from the runtime's network namespace, if it
@@ -181,4 +258,9 @@ pub fn remove_link(name: &str) {
     if let Ok(mut netlink) = Netlink::open() {
         netlink.delete_link(name).ok();
     }
+}
+
+/// Remove the rules `rules`, those that are there.
+pub fn remove_rules(rules: &[firewall::Rule]) {
+    firewall::remove(rules).ok();
 }

@@ -20,13 +20,17 @@
 //! undo list, watchdog
 //! container's directory (registered,
 //!   then made): record, upper, work
-//! address lease, /etc files (ch8)
+//! published ports held (ch9), address
+//!   lease (ch8, from the network's
+//!   subnet in ch9), /etc files (ch8)
 //! cgroup (registered, then made)
 //! make pipes
 //! clone ------------------------------> wait for go
 //! add to cgroup, write id maps              :
-//! veth pair (registered, then made),        :
-//!   addressed on both sides (ch8)           :
+//! the network's bridge and rules, if        :
+//!   down (ch9); veth pair (registered,      :
+//!   then made) plugged into the bridge,     :
+//!   addressed inside; port rules            :
 //! keep the container (unless --rm)          :
 //! go --------------------------------->  new session
 //!                                        close inherited files

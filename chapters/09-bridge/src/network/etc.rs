@@ -2,7 +2,8 @@
 //! provides them: `/etc/hostname`, `/etc/hosts` (its own name and
 //! address), and `/etc/resolv.conf` (the host's name servers).
 //!
-//! The runtime writes them in the container's directory, and the child
+//! The runtime writes them in the container's directory (on a network,
+//! `/etc/hosts` is the network's, see `networks.rs`), and the child
 //! bind-mounts each over the image's file (see `mounts::bind_file`): the
 //! image is never changed, and `docker exec cat /etc/hosts` shows what
 //! the runtime wrote. A name server on the host's loopback
@@ -26,17 +27,20 @@ use crate::state::{self, Durability::Cache};
 
 /// The files, written in the container's directory `dir`, and where each
 /// goes in the container.
+///
+/// On a network, `/etc/hosts` is the network's own, `network_hosts`,
+/// which names every container on it (see `networks.rs`).
 pub fn write(
     dir: &OwnedFd,
     container_dir: &std::path::Path,
     hostname: &str,
-    address: Option<Ipv4Addr>,
+    network_hosts: Option<std::path::PathBuf>,
     host_network: bool,
 ) -> Result<Vec<Bind>> {
     let hosts = if host_network {
         fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
-        hosts(hostname, address)
+        hosts(hostname, None)
     };
     let host_resolv =
         fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -54,8 +58,12 @@ pub fn write(
     for (name, text) in files {
         let name_os = std::ffi::OsStr::new(name);
         state::replace_at(dir, name_os, text.as_bytes(), Cache)?;
+        let source = match (&network_hosts, name) {
+            (Some(path), "hosts") => path.clone(),
+            _ => container_dir.join(name),
+        };
         binds.push(Bind {
-            source: container_dir.join(name),
+            source,
             target: format!("etc/{name}"),
         });
     }

@@ -57,6 +57,7 @@ const NLM_F_CREATE: u16 = 0x400;
 
 // Attributes (linux/if_link.h, linux/veth.h, linux/if_addr.h).
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
@@ -121,6 +122,36 @@ impl Netlink {
         message.end(data);
         message.end(info);
         self.request(message)
+    }
+
+    /// `ip link add NAME type bridge`
+    pub fn add_bridge(&mut self, name: &str) -> Result<()> {
+        let mut message = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+        message.link_header(0, 0);
+        message.text(IFLA_IFNAME, name);
+        let info = message.nest(IFLA_LINKINFO);
+        message.text(IFLA_INFO_KIND, "bridge");
+        message.end(info);
+        self.request(message)
+    }
+
+    /// `ip link set NAME master BRIDGE`
+    pub fn set_master(&mut self, name: &str, bridge: &str) -> Result<()> {
+        let index = self.index_of(name)?;
+        let master = self.index_of(bridge)?;
+        let mut message = Message::new(RTM_NEWLINK, 0);
+        message.link_header(index, 0);
+        message.u32(IFLA_MASTER, master as u32);
+        self.request(message)
+    }
+
+    /// Whether there is a link `name` here.
+    pub fn has_link(&mut self, name: &str) -> Result<bool> {
+        match self.index_of(name) {
+            Ok(_) => Ok(true),
+            Err(err) if errno_of(&err) == Some(libc::ENODEV) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// `ip link set NAME netns NETNS name NEW_NAME`: the link leaves this

@@ -3,17 +3,17 @@
 //! A network namespace starts with nothing but a loopback, down: no
 //! packet leaves it. A veth pair is two links joined back to back
 //! (veth(4)): what goes in one end comes out of the other. The runtime
-//! makes the pair on the host, moves one end into the container's
-//! namespace, where it is called `eth0`, and gives each end an address
-//! in a block of four of its own (`10.86.0.4/30`: the host's end `.5`,
-//! the container's `.6`); the container's default route goes through
-//! the host's end.
+//! makes the pair on the host and moves one end into the container's
+//! namespace, where it is called `eth0` and gets the container's
+//! address; since chapter 9 the host's end has no address, but is
+//! plugged into the network's bridge (see `bridge.rs`), whose address
+//! is the container's default route.
 //!
 //! ```text
 //!  container's namespace                  host's namespace
 //!  lo 127.0.0.1
-//!  eth0 10.86.0.6/30  <== veth pair ==>  vethXXXXXXXXXXX 10.86.0.5/30
-//!  default via 10.86.0.5
+//!  eth0 10.87.0.2/16  <== veth pair ==>  vethXXXXXXXXXXX -- tincan0
+//!  default via 10.87.0.1                                  10.87.0.1/16
 //! ```
 //!
 //! Everything is done from the runtime, while the child waits: on the
@@ -25,19 +25,14 @@
 //! ```console
 //! # ip link add vethXXXXXXXXXXX type veth peer name cethXXXXXXXXXXX
 //! # ip link set cethXXXXXXXXXXX netns PID name eth0
-//! # ip addr add 10.86.0.5/30 dev vethXXXXXXXXXXX
-//! # ip link set vethXXXXXXXXXXX up
 //! # nsenter --net=/proc/PID/ns/net ip link set lo up
-//! # nsenter --net=/proc/PID/ns/net ip addr add 10.86.0.6/30 dev eth0
+//! # nsenter --net=/proc/PID/ns/net ip addr add 10.87.0.2/16 dev eth0
 //! # nsenter --net=/proc/PID/ns/net ip link set eth0 up
-//! # nsenter --net=/proc/PID/ns/net ip route add default via 10.86.0.5
+//! # nsenter --net=/proc/PID/ns/net ip route add default via 10.87.0.1
 //! ```
 //!
 //! See [veth(4)](https://man7.org/linux/man-pages/man4/veth.4.html),
 //! [network_namespaces(7)](https://man7.org/linux/man-pages/man7/network_namespaces.7.html).
-//!
-//! Simpler than a production runtime: Docker puts the host's end on a
-//! bridge (chapter 9) and the container's addresses in one subnet.
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -58,7 +53,7 @@ pub struct Link {
     pub host: String,
     /// The container's end, until it moves in and becomes `eth0`.
     pub peer: String,
-    /// The host's end's address: the container's gateway.
+    /// The container's gateway: the bridge's address.
     pub gateway: Ipv4Addr,
     /// The container's address.
     pub address: Ipv4Addr,
@@ -101,18 +96,6 @@ pub fn make_pair(host: &mut Netlink, link: &Link, netns: &File) -> Result<()> {
         .with_context(|| format!("move {} into the container", link.peer))
 }
 // ANCHOR_END: make_pair
-
-// ANCHOR: address_host_end
-/// On the host: the host's end gets the gateway's address, and goes up.
-pub fn address_host_end(host: &mut Netlink, link: &Link) -> Result<()> {
-    let (name, gateway, prefix) = (&link.host, link.gateway, link.prefix);
-    trace!("ip addr add {gateway}/{prefix} dev {name}");
-    host.add_address(name, gateway, prefix)
-        .with_context(|| format!("give {name} the address {gateway}"))?;
-    trace!("ip link set {name} up");
-    host.set_up(name).with_context(|| format!("set {name} up"))
-}
-// ANCHOR_END: address_host_end
 
 // ANCHOR: address_inside
 /// Inside, with a netlink socket of the container's namespace: `eth0`

@@ -55,6 +55,9 @@ pub struct Rule {
     pub first: bool,
 }
 
+// `new` and `first` are for the chapter's TODOs: in the starter, until
+// they are written, nothing calls them.
+#[allow(dead_code)]
 impl Rule {
     fn new(table: &str, chain: &str, spec: String) -> Rule {
         Rule {
