@@ -72,12 +72,19 @@ impl Lab {
     pub fn connect(&self, other: &Lab, here: &str, there: &str) {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let (a, b) = (format!("tl{}a{n}", std::process::id()), format!("tl{}b{n}", std::process::id()));
+        let (a, b) = (
+            format!("tl{}a{n}", std::process::id()),
+            format!("tl{}b{n}", std::process::id()),
+        );
         ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
         ip(&["link", "set", &a, "netns", &self.name, "name", "uplink"]);
         ip(&["link", "set", &b, "netns", &other.name, "name", "wan"]);
-        self.sh(&format!("ip addr add {here} dev uplink && ip link set uplink up"));
-        other.sh(&format!("ip addr add {there} dev wan && ip link set wan up"));
+        self.sh(&format!(
+            "ip addr add {here} dev uplink && ip link set uplink up"
+        ));
+        other.sh(&format!(
+            "ip addr add {there} dev wan && ip link set wan up"
+        ));
     }
 
     /// The names of the lab's links.

@@ -55,7 +55,11 @@ pub fn make_bridge(host: &mut Netlink, net: &Net) -> Result<()> {
     // (ipam.rs's `Subnet` has both), and set it up. `Netlink` has what
     // `ip link` and `ip addr` do. A trace line per step naming the `ip`
     // command, and a context naming the bridge.
-    todo!("make the bridge {} through {:?}", net.bridge, host as *const Netlink)
+    todo!(
+        "make the bridge {} through {:?}",
+        net.bridge,
+        host as *const Netlink
+    )
 }
 // ANCHOR_END: make_bridge
 
@@ -67,7 +71,12 @@ pub fn attach(host: &mut Netlink, link: &Link, net: &Net) -> Result<()> {
     // bridge, and set it up: a port of a bridge carries the bridge's
     // traffic, and needs no address of its own (ip-link(8), `master`).
     // A trace line per step naming the `ip` command, and a context.
-    todo!("plug {} into {} through {:?}", link.host, net.bridge, host as *const Netlink)
+    todo!(
+        "plug {} into {} through {:?}",
+        link.host,
+        net.bridge,
+        host as *const Netlink
+    )
 }
 // ANCHOR_END: attach
 
