@@ -48,6 +48,10 @@ packages=()
 if ! static_busybox; then
     packages+=(busybox-static)
 fi
+# Chapter 9's firewall is iptables (Debian's writes nftables rules).
+if ! command -v iptables-restore >/dev/null 2>&1; then
+    packages+=(iptables)
+fi
 # Chapter 7's tests make images with umoci and skopeo, and pull them
 # from Debian's docker-registry.
 if [ "$vm" = no ]; then

@@ -7,7 +7,8 @@
 # needed), from an initramfs that holds:
 #
 # - a static busybox, the shell and tools of the VM;
-# - the kernel modules later chapters need (overlay, veth, bridge);
+# - the kernel modules later chapters need (overlay, veth, bridge, and
+#   netfilter's for iptables);
 # - every test binary of `cargo test` (the solutions and the test kit),
 #   the binaries they run, the libraries they link, the probe and the
 #   snapshots, each at the same absolute path as here, so that paths
@@ -138,6 +139,21 @@ for tool in ip nsenter; do
         [ -e "$stage$lib" ] || copy "$lib"
     done
 done
+# Chapter 9's firewall: iptables (one program under three names, which
+# it tells apart by the name it is run by) and its extensions.
+if command -v iptables-restore >/dev/null 2>&1; then
+    iptables=$(readlink -f "$(command -v iptables-restore)")
+    copy "$iptables"
+    for lib in $(ldd "$iptables" 2>/dev/null | grep -o '/[^ ]*'); do
+        [ -e "$stage$lib" ] || copy "$lib"
+    done
+    for name in iptables iptables-save iptables-restore; do
+        rm -f "$stage/bin/$name"
+        ln -s "$iptables" "$stage/bin/$name"
+    done
+    xtables=$(dirname "$(readlink -f "$(ldd "$iptables" | grep -o "/[^ ]*libxtables[^ ]*")")")/xtables
+    [ -d "$xtables" ] && mkdir -p "$stage$xtables" && cp -a "$xtables/." "$stage$xtables/"
+fi
 # A solution's tests name their snapshots by a path through its own
 # directory (solutions/NN/../../chapters/NN/tests/...): it must exist.
 for solution in solutions/*/; do
@@ -151,7 +167,9 @@ done
 # Kernel modules, each after those it depends on. The package has no
 # modules.dep (depmod makes it at install time); each module names its
 # dependencies itself, in its .modinfo section.
-python3 - "$modules" "$stage/modules" overlay veth bridge <<'EOF'
+python3 - "$modules" "$stage/modules" overlay veth bridge \
+    nf_tables nft_compat nft_chain_nat xt_MASQUERADE xt_nat xt_conntrack \
+    xt_addrtype xt_tcpudp <<'EOF'
 import os, re, shutil, sys
 modules, dest, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
 paths = {}
