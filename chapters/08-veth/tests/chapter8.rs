@@ -51,8 +51,9 @@ fn address_in(output: &str) -> String {
         .to_string()
 }
 
-/// What a run left in `lab` and `state`: links besides the lab's own
-/// (`lo`, and those in `keep`), and leases.
+/// What the runs left in `lab` and `state`: links besides the lab's own
+/// (`lo`, and those in `keep`), and leases. Call it through
+/// [`assert_nothing_left`].
 fn leftovers(lab: &Lab, state: &Path, keep: &[String]) -> Vec<String> {
     let mut left: Vec<String> = lab
         .links()
@@ -67,6 +68,18 @@ fn leftovers(lab: &Lab, state: &Path, keep: &[String]) -> Vec<String> {
         }
     }
     left
+}
+
+/// Fail unless nothing is left in `lab` and `state` but `keep`, once
+/// the kernel is done. A veth pair goes with the container's network
+/// namespace, which the kernel removes on its own time after the last
+/// process of the container: wait for that, not for a time.
+fn assert_nothing_left(lab: &Lab, state: &Path, keep: &[String]) {
+    assert!(
+        testkit::eventually(|| leftovers(lab, state, keep).is_empty()),
+        "left behind: {:?}",
+        leftovers(lab, state, keep)
+    );
 }
 
 #[test]
@@ -84,7 +97,7 @@ fn a_container_has_a_network_of_its_own() {
         .map(|name| name.split('@').next().unwrap())
         .collect();
     assert_eq!(names, ["lo", "eth0"], "the container's links:\n{run}");
-    assert_eq!(leftovers(&lab, state.path(), &keep), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &keep);
 }
 
 #[test]
@@ -246,7 +259,7 @@ fn network_none_has_a_loopback_and_nothing_else() {
         run.stdout, "lo: <LOOPBACK,UP,LOWER_UP>\nloopback ok\n",
         "{run}"
     );
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -262,7 +275,7 @@ fn network_host_shares_the_hosts_links() {
     );
     run.expect_status(0);
     assert!(run.stdout.contains("hostonly0"), "{run}");
-    assert_eq!(leftovers(&lab, state.path(), &keep), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &keep);
 }
 
 #[test]
@@ -290,7 +303,7 @@ fn twenty_containers_started_at_once_get_twenty_addresses() {
     addresses.sort();
     addresses.dedup();
     assert_eq!(addresses.len(), 20, "addresses shared: {addresses:?}");
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -356,8 +369,7 @@ fn trace_shows_each_step_as_an_ip_command() {
         .run();
     run.expect_status(0)
         .expect_trace(&["clone(", "CLONE_NEWNET"])
-        .expect_trace(&["ip link add veth", "type veth peer name ceth"])
-        .expect_trace(&["ip link set ceth", "netns", "name eth0"])
+        .expect_trace(&["ip link add veth", "type veth peer name eth0 netns"])
         .expect_trace(&["ip addr add", "/30 dev veth"])
         .expect_trace(&["ip link set veth", "up"])
         .expect_trace(&["nsenter --net=", "ip link set lo up"])
@@ -371,7 +383,7 @@ fn nothing_is_left_after_a_failed_start_or_a_killed_runtime() {
     // Fails after the pair is made: the command does not exist.
     let failed = run_sh(&lab, state.path(), &[], "exec /no/such/command");
     assert_eq!(failed.status, 127, "{failed}");
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
     // Killed while the container runs, wired.
     let mut running = tincan_in(&lab, state.path())
         .args(["run", "--rm"])
@@ -388,11 +400,7 @@ fn nothing_is_left_after_a_failed_start_or_a_killed_runtime() {
     running.signal(libc::SIGKILL);
     running.wait();
     // The watchdog undoes the list: wait for it, not for a time.
-    assert!(
-        testkit::eventually(|| leftovers(&lab, state.path(), &[]).is_empty()),
-        "left behind: {:?}",
-        leftovers(&lab, state.path(), &[])
-    );
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -401,7 +409,7 @@ fn a_bad_network_is_refused_with_125() {
     let run = run_sh(&lab, state.path(), &["--network", "bridge0"], "true");
     run.expect_status(125);
     assert!(run.stderr.contains("expected veth, none or host"), "{run}");
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -415,5 +423,5 @@ fn user_namespaces_get_a_network_too() {
     );
     run.expect_status(0);
     assert_eq!(run.stdout, "ok\n", "{run}");
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }

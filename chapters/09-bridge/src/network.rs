@@ -229,6 +229,18 @@ impl Network {
         Ok(())
     }
     // ANCHOR_END: connect
+
+    /// Once the container's last process is gone: its namespace goes
+    /// with it, and the kernel removes the pair, both ends, on its own
+    /// time. Deleting the host's end ourselves would make the runtime
+    /// wait for the kernel (some 15 ms) before it exits; on a bridge the
+    /// host's end has no address that a new container could need.
+    pub fn disconnect(&self, cleanup: &mut Cleanup) -> Result<()> {
+        if let Some((_, link)) = &self.bridged {
+            cleanup.keep(&Undo::Link(link.host.clone()))?;
+        }
+        Ok(())
+    }
 }
 
 /// Give back the lease `path` of the container `id`: its name leaves
@@ -262,5 +274,5 @@ pub fn remove_link(name: &str) {
 
 /// Remove the rules `rules`, those that are there.
 pub fn remove_rules(rules: &[firewall::Rule]) {
-    firewall::remove(rules).ok();
+    firewall::remove(rules, false).ok();
 }

@@ -72,7 +72,8 @@ fn address_in(line: &str) -> String {
 }
 
 /// What the runs left in `lab` and `state`: links besides `keep`,
-/// tincan's rules and chains, leases.
+/// tincan's rules and chains, leases. Call it through
+/// [`assert_nothing_left`].
 fn leftovers(lab: &Lab, state: &Path, keep: &[String]) -> Vec<String> {
     let mut left: Vec<String> = lab
         .links()
@@ -97,6 +98,18 @@ fn leftovers(lab: &Lab, state: &Path, keep: &[String]) -> Vec<String> {
         }
     }
     left
+}
+
+/// Fail unless nothing is left in `lab` and `state` but `keep`, once
+/// the kernel is done. A veth pair goes with the container's network
+/// namespace, which the kernel removes on its own time after the last
+/// process of the container: wait for that, not for a time.
+fn assert_nothing_left(lab: &Lab, state: &Path, keep: &[String]) {
+    assert!(
+        testkit::eventually(|| leftovers(lab, state, keep).is_empty()),
+        "left behind: {:?}",
+        leftovers(lab, state, keep)
+    );
 }
 
 /// The lab and an outside world joined to it: the lab is 192.0.2.1,
@@ -126,7 +139,7 @@ fn containers_on_one_network_reach_each_other_by_address_and_by_name() {
         "{run}"
     );
     assert!(run.stdout.contains(&format!("{address}\tdb")), "{run}");
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -160,7 +173,7 @@ fn containers_on_two_networks_cannot_reach_each_other() {
     assert_eq!(from_blue.stdout, "", "blue reached red:\n{from_blue}");
     assert_eq!(from_red.stdout, "", "red reached blue:\n{from_red}");
     assert_eq!(within.stdout, "ping went through\nblue\n", "{within}");
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -184,7 +197,7 @@ fn a_container_reaches_the_world_as_the_host() {
         "192.0.2.1",
         "the world saw the container itself"
     );
-    assert_eq!(leftovers(&lab, state.path(), &keep), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &keep);
 }
 
 #[test]
@@ -205,7 +218,7 @@ fn it_works_beside_docker_which_sets_the_forward_policy_to_drop() {
     assert_eq!(reached, "through-the-wall\n");
     assert_eq!(out.stdout, "out\n", "{out}");
     // Our rules are gone; the policy is the lab's own, untouched.
-    assert_eq!(leftovers(&lab, state.path(), &keep), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &keep);
     assert!(lab.sh("iptables-save").contains(":FORWARD DROP"));
 }
 
@@ -233,7 +246,7 @@ fn a_published_port_is_reached_from_outside_and_from_localhost() {
     assert_eq!(from_world, "hello-from-web\n");
     assert_eq!(from_localhost, "hello-from-web\n");
     assert_eq!((local.as_str(), outside.as_str()), ("local-only\n", ""));
-    assert_eq!(leftovers(&lab, state.path(), &keep), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &keep);
 }
 
 #[test]
@@ -262,7 +275,7 @@ fn a_port_already_taken_is_one_line_and_125_and_leaves_nothing() {
         "{second}"
     );
     drop(holder);
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -298,7 +311,7 @@ fn twenty_containers_started_at_once_get_twenty_addresses() {
     addresses.sort();
     addresses.dedup();
     assert_eq!(addresses.len(), 20, "addresses shared: {addresses:?}");
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -315,7 +328,7 @@ fn the_bridge_and_its_rules_go_with_the_last_container() {
         .sh("iptables-save -t nat")
         .contains("TINCAN-POSTROUTING -s 10.87.0.0/16"));
     stop(second);
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -328,16 +341,12 @@ fn nothing_is_left_after_a_failed_start_or_a_killed_runtime() {
         "exec /no/such/command",
     );
     assert_eq!(failed.status, 127, "{failed}");
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
     let (web, _) = server(&lab, state.path(), &["-p", "8096:80"], "web");
     web.signal(libc::SIGKILL);
     web.wait();
     // The watchdog undoes the list: wait for it, not for a time.
-    assert!(
-        testkit::eventually(|| leftovers(&lab, state.path(), &[]).is_empty()),
-        "left behind: {:?}",
-        leftovers(&lab, state.path(), &[])
-    );
+    assert_nothing_left(&lab, state.path(), &[]);
     // And the port is free again.
     let again = run_sh(&lab, state.path(), &["-p", "8096:80"], "true");
     again.expect_status(0);
@@ -410,7 +419,7 @@ fn networks_are_made_listed_inspected_and_removed() {
         .expect_status(0);
     let run = run_sh(&lab, state.path(), &[], "ip -o -4 addr show eth0");
     assert!(address_in(&run.stdout).starts_with("10.98."), "{run}");
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -454,7 +463,7 @@ fn bad_network_input_is_one_line_and_125() {
         run.expect_status(125);
         assert!(run.error_line().contains(expected), "{args:?}:\n{run}");
     }
-    assert_eq!(leftovers(&lab, state.path(), &[]), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &[]);
 }
 
 #[test]
@@ -500,5 +509,5 @@ fn user_namespaces_are_on_the_bridge_too() {
     );
     run.expect_status(0);
     assert_eq!(seen.join().unwrap(), "from-userns\n");
-    assert_eq!(leftovers(&lab, state.path(), &keep), Vec::<String>::new());
+    assert_nothing_left(&lab, state.path(), &keep);
 }

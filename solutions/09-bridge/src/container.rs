@@ -286,6 +286,7 @@ pub fn run(container: &Container) -> Result<u8> {
     }
     started?;
     let status = child.wait(&signals)?;
+    network.disconnect(&mut cleanup)?;
     report_oom_kills(&cgroup);
     if !container.options.rm {
         record.finished = Some((now(), status));

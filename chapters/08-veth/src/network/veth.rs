@@ -3,8 +3,11 @@
 //! A network namespace starts with nothing but a loopback, down: no
 //! packet leaves it. A veth pair is two links joined back to back
 //! (veth(4)): what goes in one end comes out of the other. The runtime
-//! makes the pair on the host, moves one end into the container's
-//! namespace, where it is called `eth0`, and gives each end an address
+//! makes the pair with one end on the host and the other in the
+//! container's namespace, where it is called `eth0` (a link made here
+//! and moved there would do as well: `ip link set NAME netns PID`, but
+//! the kernel takes the link down and up again to move it, which costs
+//! some 15 ms), and gives each end an address
 //! in a block of four of its own (`10.86.0.4/30`: the host's end `.5`,
 //! the container's `.6`); the container's default route goes through
 //! the host's end.
@@ -23,8 +26,7 @@
 //! By hand, with the child's pid `PID`:
 //!
 //! ```console
-//! # ip link add vethXXXXXXXXXXX type veth peer name cethXXXXXXXXXXX
-//! # ip link set cethXXXXXXXXXXX netns PID name eth0
+//! # ip link add vethXXXXXXXXXXX type veth peer name eth0 netns PID
 //! # ip addr add 10.86.0.5/30 dev vethXXXXXXXXXXX
 //! # ip link set vethXXXXXXXXXXX up
 //! # nsenter --net=/proc/PID/ns/net ip link set lo up
@@ -55,8 +57,6 @@ pub struct Link {
     /// The host's end: `veth` and the container's id, cut to the 15
     /// characters a link's name may have, so no two runs share one.
     pub host: String,
-    /// The container's end, until it moves in and becomes `eth0`.
-    pub peer: String,
     /// The host's end's address: the container's gateway.
     pub gateway: Ipv4Addr,
     /// The container's address.
@@ -76,7 +76,6 @@ impl Link {
         let short = &id[..id.len().min(11)];
         Link {
             host: format!("veth{short}"),
-            peer: format!("ceth{short}"),
             gateway,
             address,
             prefix,
@@ -85,19 +84,17 @@ impl Link {
 }
 
 // ANCHOR: make_pair
-/// On the host: make the pair, and move its peer into the namespace
-/// `netns` (a `/proc/PID/ns/net` held open), named `eth0` there.
+/// On the host: make the pair, its peer in the namespace `netns` (a
+/// `/proc/PID/ns/net` held open), named `eth0` there.
 pub fn make_pair(host: &mut Netlink, link: &Link, netns: &File) -> Result<()> {
     // TODO(ch8): on the host, make the veth pair `link` names (veth(4)),
-    // and send its peer into the container's network namespace
-    // `netns`, where it is to be called `eth0` (INSIDE): one end here,
-    // the other there. `Netlink` (netlink.rs) has what `ip link` does.
-    // A trace line per step, naming the `ip` command that does it, and
-    // a context naming the link.
+    // one end here, called `link.host`, the other in the container's
+    // network namespace `netns`, called `eth0` (INSIDE). `Netlink`
+    // (netlink.rs) has what `ip link` does. A trace line naming the `ip`
+    // command that does it, and a context naming the link.
     todo!(
-        "make {} and move {} into {netns:?} as {INSIDE}, through {:?}",
+        "make {} here and {INSIDE} in {netns:?}, through {:?}",
         link.host,
-        link.peer,
         host as *const Netlink
     )
 }

@@ -81,15 +81,22 @@ pub fn attach(host: &mut Netlink, link: &Link, net: &Net) -> Result<()> {
 // ANCHOR_END: attach
 
 /// Make sure the network `net` is up: its bridge, forwarding, and its
-/// rules. The caller holds the networks' lock.
+/// rules. The caller holds the networks' lock. A bridge and its rules
+/// are made together and removed together, under that lock: a bridge
+/// that is there has its rules, and they are not looked for again (an
+/// `iptables-save` costs more than the rest of the wiring). Whoever
+/// flushes the firewall under a running network (a firewall reload)
+/// cuts its containers off until its last one stops, as with Docker
+/// until its daemon restarts.
 pub fn ensure_up(host: &mut Netlink, net: &Net) -> Result<()> {
-    if !host.has_link(&net.bridge)? {
-        make_bridge(host, net)?;
-        // A packet from localhost DNATed to a container leaves by the
-        // bridge with its source still 127.0.0.1, which the kernel
-        // drops unless told otherwise, for this device alone.
-        set(&format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1")?;
+    if host.has_link(&net.bridge)? {
+        return Ok(());
     }
+    make_bridge(host, net)?;
+    // A packet from localhost DNATed to a container leaves by the
+    // bridge with its source still 127.0.0.1, which the kernel drops
+    // unless told otherwise, for this device alone.
+    set(&format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1")?;
     // Routing between the bridge and the host's other links. Docker
     // turns it on too; it is on in most hosts that run containers.
     if fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
@@ -103,10 +110,7 @@ pub fn ensure_up(host: &mut Netlink, net: &Net) -> Result<()> {
 /// Take the network `net` down: its rules, then its bridge; and
 /// tincan's chains when `last`, no other network being up.
 pub fn take_down(net: &Net, last: bool) -> Result<()> {
-    firewall::remove(&firewall::network_rules(&net.bridge, net.subnet))?;
-    if last {
-        firewall::remove_chains()?;
-    }
+    firewall::remove(&firewall::network_rules(&net.bridge, net.subnet), last)?;
     trace!("ip link del {}", net.bridge);
     Netlink::open()?.delete_link(&net.bridge)
 }

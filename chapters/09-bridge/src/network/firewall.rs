@@ -165,10 +165,12 @@ pub fn add(rules: &[Rule]) -> Result<()> {
     restore(&lines)
 }
 
-/// Remove those of `rules` that are there.
-pub fn remove(rules: &[Rule]) -> Result<()> {
+/// Remove those of `rules` that are there; and with `chains_too`, when
+/// no network is up any more, tincan's chains and the rules that jump
+/// to them.
+pub fn remove(rules: &[Rule], chains_too: bool) -> Result<()> {
     let saved = save()?;
-    let lines = rules
+    let mut lines: Vec<(String, String)> = rules
         .iter()
         .filter(|rule| has(&saved, rule))
         .map(|rule| {
@@ -177,32 +179,30 @@ pub fn remove(rules: &[Rule]) -> Result<()> {
                 format!("-D {} {}", rule.chain, rule.spec),
             )
         })
-        .collect::<Vec<_>>();
+        .collect();
+    if chains_too {
+        lines.extend(chains_removed(&saved));
+    }
     restore(&lines)
 }
 
-/// Remove tincan's chains, and the rules that jump to them: no network
-/// is up.
-pub fn remove_chains() -> Result<()> {
-    let saved = save()?;
-    let mut lines = Vec::new();
+/// Lines that remove tincan's chains, and the rules that jump to them:
+/// every jump first, for a chain still jumped to cannot go.
+fn chains_removed(saved: &str) -> Vec<(String, String)> {
+    let (mut jumps, mut chains) = (Vec::new(), Vec::new());
     for (table, chain, from, jump) in CHAINS {
         let line = format!("-A {from} {jump}");
         if saved.lines().any(|saved| saved == line) {
-            lines.push((table.to_string(), format!("-D {from} {jump}")));
+            jumps.push((table.to_string(), format!("-D {from} {jump}")));
         }
-        if saved.contains(&format!(":{chain} ")) {
-            let flush = (table.to_string(), format!("-F {chain}"));
-            let delete = (table.to_string(), format!("-X {chain}"));
-            if !lines.contains(&delete) {
-                lines.push(flush);
-                lines.push(delete);
-            }
+        let delete = (table.to_string(), format!("-X {chain}"));
+        if saved.contains(&format!(":{chain} ")) && !chains.contains(&delete) {
+            chains.push((table.to_string(), format!("-F {chain}")));
+            chains.push(delete);
         }
     }
-    // Every jump before any chain goes: a chain still jumped to stays.
-    lines.sort_by_key(|(_, line)| !line.starts_with("-D"));
-    restore(&lines)
+    jumps.extend(chains);
+    jumps
 }
 
 /// Lines that make tincan's chains and jump to them.
@@ -227,25 +227,19 @@ fn has(saved: &str, rule: &Rule) -> bool {
     saved.lines().any(|line| line == rule.saved())
 }
 
-/// The rules of the filter and nat tables, as `iptables-save` prints
-/// them.
+/// The rules of every table, as `iptables-save` prints them.
 fn save() -> Result<String> {
-    let mut saved = String::new();
-    for table in ["filter", "nat"] {
-        let output = Command::new("iptables-save")
-            .args(["-t", table])
-            .stderr(Stdio::piped())
-            .output()
-            .context("run iptables-save: is iptables installed?")?;
-        if !output.status.success() {
-            bail!(
-                "iptables-save -t {table}: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        saved.push_str(&String::from_utf8_lossy(&output.stdout));
+    let output = Command::new("iptables-save")
+        .stderr(Stdio::piped())
+        .output()
+        .context("run iptables-save: is iptables installed?")?;
+    if !output.status.success() {
+        bail!(
+            "iptables-save: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
-    Ok(saved)
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Apply `lines` (each with its table) with one `iptables-restore

@@ -106,8 +106,15 @@ impl Netlink {
         opened
     }
 
-    /// `ip link add NAME type veth peer name PEER`
-    pub fn add_veth(&mut self, name: &str, peer: &str) -> Result<()> {
+    /// `ip link add NAME type veth peer name PEER [netns NETNS]`: the
+    /// peer is made in the network namespace `netns` (a
+    /// `/proc/PID/ns/net` held open) if there is one, else here.
+    pub fn add_veth(
+        &mut self,
+        name: &str,
+        peer: &str,
+        netns: Option<&File>,
+    ) -> Result<()> {
         let mut message = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
         message.link_header(0, 0);
         message.text(IFLA_IFNAME, name);
@@ -117,25 +124,12 @@ impl Netlink {
         let peer_info = message.nest(VETH_INFO_PEER);
         message.link_header(0, 0);
         message.text(IFLA_IFNAME, peer);
+        if let Some(netns) = netns {
+            message.u32(IFLA_NET_NS_FD, fd_number(netns));
+        }
         message.end(peer_info);
         message.end(data);
         message.end(info);
-        self.request(message)
-    }
-
-    /// `ip link set NAME netns NETNS name NEW_NAME`: the link leaves this
-    /// namespace for `netns`, where it is called `new_name`.
-    pub fn move_link(
-        &mut self,
-        name: &str,
-        netns: &File,
-        new_name: &str,
-    ) -> Result<()> {
-        let index = self.index_of(name)?;
-        let mut message = Message::new(RTM_NEWLINK, 0);
-        message.link_header(index, 0);
-        message.u32(IFLA_NET_NS_FD, fd_number(netns));
-        message.text(IFLA_IFNAME, new_name);
         self.request(message)
     }
 
