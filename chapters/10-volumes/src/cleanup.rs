@@ -2,7 +2,8 @@
 //!
 //! A container leaves things on the host while it runs: a cgroup, its
 //! directory (chapter 7), a veth pair and an address lease (chapter 8),
-//! firewall rules (chapter 9). Each is registered here the moment before it is made,
+//! firewall rules (chapter 9), a new named volume and the marks of the
+//! volumes it uses (chapter 10). Each is registered here the moment before it is made,
 //! with how to undo it, and undone, last made first:
 //!
 //! - by the runtime, when it returns, fails halfway, or panics (on drop);
@@ -41,7 +42,7 @@ use nix::sys::signal::SigSet;
 use nix::unistd::{dup2, fork, pipe2, setsid, ForkResult};
 use serde::{Deserialize, Serialize};
 
-use crate::{cgroups, network, process, records, sync, trace};
+use crate::{cgroups, network, process, records, sync, trace, volumes};
 
 // ANCHOR: undo
 /// One thing to undo, as data: it travels to the watchdog as JSON.
@@ -65,6 +66,10 @@ pub enum Undo {
     },
     /// Remove firewall rules (see `network/firewall.rs`).
     Rules(Vec<network::firewall::Rule>),
+    /// Remove a named volume made for the run (see `volumes/store.rs`).
+    Volume(#[serde(with = "path_bytes")] PathBuf),
+    /// Take a container's mark off a volume.
+    VolumeUser(#[serde(with = "path_bytes")] PathBuf),
 }
 
 impl Undo {
@@ -76,6 +81,8 @@ impl Undo {
             Undo::Link(name) => network::remove_link(name),
             Undo::Lease { path, owner } => network::release(path, owner),
             Undo::Rules(rules) => network::remove_rules(rules),
+            Undo::Volume(dir) => volumes::store::remove_dir(dir),
+            Undo::VolumeUser(mark) => volumes::store::remove_mark(mark),
         }
     }
 }

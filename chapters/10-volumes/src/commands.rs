@@ -1,5 +1,5 @@
-//! The subcommands besides `run`: images, containers and networks,
-//! listed, fetched, made and removed. Each prints what Docker's namesake
+//! The subcommands besides `run`: images, containers, networks and
+//! volumes, listed, fetched, made and removed. Each prints what Docker's namesake
 //! prints, and returns the exit status.
 //!
 //! Simpler than Docker: no `--format`, no filters.
@@ -17,6 +17,7 @@ use crate::network::ipam::Subnet;
 use crate::network::networks;
 use crate::records;
 use crate::state::{ago, human_size, now, parse_rfc3339, rfc3339};
+use crate::volumes;
 
 /// `pull NAME`.
 pub fn pull(name: &str, insecure: bool) -> Result<u8> {
@@ -139,7 +140,10 @@ pub fn ps(all: bool) -> Result<u8> {
 /// `rm CONTAINER...`.
 pub fn remove_containers(names: &[String]) -> Result<u8> {
     for name in names {
+        let id = records::find(name)?.id;
         records::remove(name)?;
+        // Its volumes are free of it.
+        volumes::store::forget_user(&id);
         println!("{name}");
     }
     Ok(0)
@@ -261,6 +265,86 @@ pub fn network_remove(names: &[String]) -> Result<u8> {
     for name in names {
         networks::remove(name)?;
         println!("{name}");
+    }
+    Ok(0)
+}
+
+/// `volume create NAME`.
+pub fn volume_create(name: &str) -> Result<u8> {
+    volumes::store::create(name, None)?;
+    println!("{name}");
+    Ok(0)
+}
+
+/// The containers that use the volume `name`: those whose record is
+/// there (a mark left by a container since removed behind tincan's
+/// back does not count).
+fn volume_users(name: &str) -> Vec<String> {
+    volumes::store::users(name)
+        .into_iter()
+        .filter(|id| records::open(id).is_ok())
+        .collect()
+}
+
+/// `volume ls`.
+pub fn volumes() -> Result<u8> {
+    let mut rows = Vec::new();
+    for record in volumes::store::list()? {
+        let users = volume_users(&record.name).len().to_string();
+        let age = now().saturating_sub(record.created);
+        rows.push([record.name.clone(), format!("{} ago", ago(age)), users]);
+    }
+    let header = ["VOLUME NAME", "CREATED", "CONTAINERS"];
+    write_table(&mut io::stdout().lock(), &header, &rows)?;
+    Ok(0)
+}
+
+/// `volume inspect NAME`: the volume as JSON.
+pub fn volume_inspect(name: &str) -> Result<u8> {
+    let record = volumes::store::find(name)?;
+    let users: Vec<serde_json::Value> = volume_users(name)
+        .into_iter()
+        .map(|id| {
+            let name = records::find(&id).map(|r| r.name).unwrap_or_default();
+            serde_json::json!({ "id": id, "name": name })
+        })
+        .collect();
+    let shown = serde_json::json!({
+        "name": record.name,
+        "created": rfc3339(record.created),
+        "mountpoint": volumes::store::data_dir(name),
+        "containers": users,
+    });
+    println!("{}", serde_json::to_string_pretty(&shown)?);
+    Ok(0)
+}
+
+/// `volume rm NAME...`: each that no container uses, running or not.
+pub fn volume_remove(names: &[String]) -> Result<u8> {
+    for name in names {
+        volumes::store::find(name)?;
+        let users = volume_users(name);
+        if let Some(id) = users.first() {
+            let user = records::find(id).map(|r| r.name).unwrap_or(id.clone());
+            bail!(
+                "volume {name}: in use by {} container(s), {user} among them: \
+                 remove them first (rm {user})",
+                users.len()
+            );
+        }
+        volumes::store::remove(name)?;
+        println!("{name}");
+    }
+    Ok(0)
+}
+
+/// `volume prune`: every volume no container uses.
+pub fn volume_prune() -> Result<u8> {
+    for record in volumes::store::list()? {
+        if volume_users(&record.name).is_empty() {
+            volumes::store::remove(&record.name)?;
+            println!("{}", record.name);
+        }
     }
     Ok(0)
 }

@@ -23,6 +23,8 @@
 //! published ports held (ch9), address
 //!   lease (ch8, from the network's
 //!   subnet in ch9), /etc files (ch8)
+//! volumes: a new named one made, each
+//!   marked, each source detached (ch10)
 //! cgroup (registered, then made)
 //! make pipes
 //! clone ------------------------------> wait for go
@@ -31,14 +33,18 @@
 //!   down (ch9); veth pair (registered,      :
 //!   then made) plugged into the bridge,     :
 //!   addressed inside; port rules            :
-//! keep the container (unless --rm)          :
+//! keep the container (unless --rm), the     :
+//!   volumes it made, its marks              :
 //! go --------------------------------->  new session
 //!                                        close inherited files
 //!                                        become root (--userns)
 //!                                        parent-death signal
 //!                                        namespaces, overlay mount,
 //!                                          root file system, the
-//!                                          /etc files bound in
+//!                                          /etc files bound in, the
+//!                                          volumes attached (a new
+//!                                          one filled first), the
+//!                                          root read-only (ch10)
 //!                                        working directory
 //!                                        capabilities, seccomp
 //!                                        the image's user
@@ -70,8 +76,9 @@
 //! - root's powers are cut down (capabilities, then no_new_privs, then
 //!   the seccomp filter, which refuses mount) only once every mount is
 //!   made, in [`start`];
-//! - the child keeps exactly its two pipes of the runtime's files:
-//!   `close_inherited_files` is given both, nothing else;
+//! - the child keeps exactly its two pipes of the runtime's files, and
+//!   the volumes' detached mounts until it attaches them:
+//!   `close_inherited_files` is given those, nothing else;
 //! - whatever fails, the child is killed and reaped (`process::Child`)
 //!   and what was made is removed (`cleanup::Cleanup`), in that order.
 
@@ -95,6 +102,7 @@ use crate::process::{self, Child};
 use crate::records::{self, Record};
 use crate::state::{now, random_hex};
 use crate::sync::{self, ChildEnd, Pipes};
+use crate::volumes::{self, Volumes};
 use crate::{init, namespaces, privileges, rootfs, user};
 
 // ANCHOR: options
@@ -128,6 +136,9 @@ pub struct Options {
 
     #[command(flatten)]
     pub network: network::NetworkOptions,
+
+    #[command(flatten)]
+    pub volumes: volumes::VolumeOptions,
 }
 // ANCHOR_END: options
 
@@ -245,6 +256,13 @@ pub fn run(container: &Container) -> Result<u8> {
         &records::dir_of(&container.id),
         &mut cleanup,
     )?;
+    let owner = container.ids.map(|ids| ids.base);
+    let volumes = volumes::prepare(
+        &container.options.volumes,
+        &container.id,
+        owner,
+        &mut cleanup,
+    )?;
     let hierarchy = Hierarchy::detect()?;
     let limits = &container.options.limits;
     let cgroup =
@@ -257,7 +275,8 @@ pub fn run(container: &Container) -> Result<u8> {
     let (child, mut pipes) =
         match unsafe { namespaces::clone_child(container.namespaces()) }? {
             ForkResult::Child => {
-                start(container, &overlay, &network, pipes.child_end())
+                let mounts = (&overlay, &network, &volumes);
+                start(container, mounts, pipes.child_end())
             }
             ForkResult::Parent { child } => {
                 (Child::new(child), pipes.runtime_end())
@@ -271,18 +290,23 @@ pub fn run(container: &Container) -> Result<u8> {
     network.connect(child.pid(), &mut cleanup)?;
     // A container that may run is kept (unless `--rm`) before it can:
     // once the command runs, a runtime killed at any moment leaves it in
-    // `ps -a`, never half removed by the watchdog. A start that fails
-    // takes it back, and leaves nothing.
-    let kept = (!container.options.rm)
-        .then(|| Undo::Container(records::dir_of(&container.id)));
-    if let Some(undo) = &kept {
+    // `ps -a`, never half removed by the watchdog; so are the named
+    // volumes it made, and (unless `--rm`) its marks on volumes. A
+    // start that fails takes them back, and leaves nothing.
+    let mut kept = volumes.outliving(container.options.rm);
+    if !container.options.rm {
+        kept.push(Undo::Container(records::dir_of(&container.id)));
+    }
+    for undo in &kept {
         cleanup.keep(undo)?;
     }
     let started = pipes
         .go()
         .and_then(|()| pipes.child_error(child.pid(), &signals));
-    if let (Err(_), Some(undo)) = (&started, kept) {
-        cleanup.register(undo)?;
+    if started.is_err() {
+        for undo in kept {
+            cleanup.register(undo)?;
+        }
     }
     started?;
     let status = child.wait(&signals)?;
@@ -372,8 +396,7 @@ struct Go(());
 /// exits.
 fn start(
     container: &Container,
-    overlay: &Overlay,
-    network: &Network,
+    (overlay, network, volumes): (&Overlay, &Network, &Volumes),
     pipes: ChildEnd,
 ) -> ! {
     let ChildEnd { errors, mut go } = pipes;
@@ -384,7 +407,11 @@ fn start(
     }
     let set_up = || -> Result<()> {
         process::new_session()?;
-        process::close_inherited_files(&[errors.as_raw_fd(), go.as_raw_fd()])?;
+        // The two pipes, and the volumes' detached mounts until they are
+        // attached.
+        let mut keep = vec![errors.as_raw_fd(), go.as_raw_fd()];
+        keep.extend(volumes.fds());
+        process::close_inherited_files(&keep)?;
         if container.options.userns {
             namespaces::become_root()?;
         }
@@ -395,7 +422,7 @@ fn start(
             // Killed after it said go, before the kernel knew to tell us.
             sync::exit_now(125)
         }
-        enter_container(container, overlay, network, Go(()))?;
+        enter_container(container, (overlay, network, volumes), Go(()))?;
         let config = &container.image.config;
         process::enter_working_dir(config.working_dir.as_deref())?;
         privileges::drop_privileges()?;
@@ -427,11 +454,10 @@ fn start(
 /// network's /etc files.
 fn enter_container(
     container: &Container,
-    overlay: &Overlay,
-    network: &Network,
+    (overlay, network, volumes): (&Overlay, &Network, &Volumes),
     _: Go,
 ) -> Result<()> {
     namespaces::enter(&container.hostname)?;
-    rootfs::enter(overlay, &network.binds)
+    rootfs::enter(overlay, &network.binds, volumes)
 }
 // ANCHOR_END: enter_container

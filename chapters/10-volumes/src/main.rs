@@ -1,11 +1,12 @@
-//! tincan, chapter 9: bridges, NAT and published ports.
+//! tincan, chapter 10: volumes.
 //!
-//! `run [OPTIONS] IMAGE [CMD [ARGS]...]` runs a container as chapter 8
-//! did, in a network namespace of its own, now on a network: a bridge
-//! that its containers share, reaching each other by name, the world
-//! through the host's NAT, and published ports (`-p`). `network create`,
-//! `ls`, `inspect` and `rm` manage networks; `--network none` and `host`
-//! are as before. Since chapter 7 it runs from an image: the image's layers, stacked read-only with
+//! `run [OPTIONS] IMAGE [CMD [ARGS]...]` runs a container as chapter 9
+//! did, with volumes: `-v HOST_PATH:PATH[:ro]` binds a directory of the
+//! host's, `-v NAME:PATH` mounts a named volume (`volume create`, `ls`,
+//! `inspect`, `rm`, `prune`), `--tmpfs PATH` a tmpfs, and `--read-only`
+//! keeps the container's root as the image made it: the container keeps
+//! no state of its own, and its data outlives it. Since chapter 9 it is
+//! on a network: a bridge its containers share, NAT, published ports. Since chapter 7 it runs from an image: the image's layers, stacked read-only with
 //! overlayfs, under a writable layer of the container's own. IMAGE is a
 //! name (`debian:bookworm-slim`, `localhost:5000/team/app:1`), an
 //! image id, the built-in `busybox`, or still a directory. Without CMD,
@@ -43,9 +44,11 @@
 //! - `privileges.rs`: capabilities, no_new_privs, the seccomp filter.
 //! - `cgroups.rs`: cgroups v1 and v2, limits, OOM kills.
 //! - `limits.rs`: `--memory`, `--pids-limit` and `--cpus`, parsed.
-//! - `network.rs`: `--network`; `network/`: netlink, the veth pair,
-//!   address leases, the container's /etc files (its layout is in
-//!   `network.rs`).
+//! - `network.rs`: `--network`, `-p`; `network/`: netlink, veth pairs,
+//!   bridges, leases, firewall rules, the container's /etc files (its
+//!   layout is in `network.rs`).
+//! - `volumes.rs`: `-v`, `--tmpfs`, `--read-only`; `volumes/`: named
+//!   volumes, and the copy into a new one.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,6 +76,7 @@ mod rootfs;
 mod state;
 mod sync;
 mod user;
+mod volumes;
 
 /// Set by `--trace`: print each kernel step as it happens.
 static TRACE: AtomicBool = AtomicBool::new(false);
@@ -158,6 +162,30 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage named volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+}
+
+#[derive(Subcommand)]
+enum VolumeCommand {
+    /// Make a named volume
+    Create {
+        #[arg(value_parser = volumes::store::parse_name)]
+        name: String,
+    },
+    /// List named volumes
+    #[command(alias = "list")]
+    Ls,
+    /// Show a volume: where its files are, and who uses it
+    Inspect { name: String },
+    /// Remove volumes no container uses
+    Rm {
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove every volume no container uses
+    Prune,
 }
 
 #[derive(Subcommand)]
@@ -254,6 +282,17 @@ fn main() -> ExitCode {
         Command::Network(NetworkCommand::Rm { names }) => {
             commands::network_remove(&names)
         }
+        Command::Volume(VolumeCommand::Create { name }) => {
+            commands::volume_create(&name)
+        }
+        Command::Volume(VolumeCommand::Ls) => commands::volumes(),
+        Command::Volume(VolumeCommand::Inspect { name }) => {
+            commands::volume_inspect(&name)
+        }
+        Command::Volume(VolumeCommand::Rm { names }) => {
+            commands::volume_remove(&names)
+        }
+        Command::Volume(VolumeCommand::Prune) => commands::volume_prune(),
     };
     match result {
         Ok(status) => ExitCode::from(status),

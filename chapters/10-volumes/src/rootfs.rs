@@ -64,13 +64,18 @@ use crate::mounts::{
     NODEV, NOEXEC, NOSUID, RDONLY,
 };
 use crate::overlay::{self, Overlay};
+use crate::volumes::{self, Volumes};
 use crate::{masks, namespaces, trace};
 
 // ANCHOR: enter
 /// In the child, in its own mount namespace: make the overlay the root
-/// of the mount tree, with the kernel's file systems mounted in it, and
-/// the host's files `binds` over the image's.
-pub fn enter(overlay: &Overlay, binds: &[Bind]) -> Result<()> {
+/// of the mount tree, with the kernel's file systems mounted in it, the
+/// host's files `binds` over the image's, and the `volumes`.
+pub fn enter(
+    overlay: &Overlay,
+    binds: &[Bind],
+    volumes: &Volumes,
+) -> Result<()> {
     let root = overlay::mount_overlay(overlay)?;
     let (mut dev, mut sys) = (None, None);
     for fs in &MOUNTS {
@@ -94,6 +99,7 @@ pub fn enter(overlay: &Overlay, binds: &[Bind]) -> Result<()> {
     for bind in binds {
         bind_file(&root, bind)?;
     }
+    volumes::mount_all(&root, volumes)?;
     change_root(&root)?;
     masks::mask_paths()
 }

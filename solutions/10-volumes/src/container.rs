@@ -23,6 +23,8 @@
 //! published ports held (ch9), address
 //!   lease (ch8, from the network's
 //!   subnet in ch9), /etc files (ch8)
+//! volumes: a new named one made, each
+//!   marked, each source detached (ch10)
 //! cgroup (registered, then made)
 //! make pipes
 //! clone ------------------------------> wait for go
@@ -31,14 +33,18 @@
 //!   down (ch9); veth pair (registered,      :
 //!   then made) plugged into the bridge,     :
 //!   addressed inside; port rules            :
-//! keep the container (unless --rm)          :
+//! keep the container (unless --rm), the     :
+//!   volumes it made, its marks              :
 //! go --------------------------------->  new session
 //!                                        close inherited files
 //!                                        become root (--userns)
 //!                                        parent-death signal
 //!                                        namespaces, overlay mount,
 //!                                          root file system, the
-//!                                          /etc files bound in
+//!                                          /etc files bound in, the
+//!                                          volumes attached (a new
+//!                                          one filled first), the
+//!                                          root read-only (ch10)
 //!                                        working directory
 //!                                        capabilities, seccomp
 //!                                        the image's user

@@ -71,6 +71,8 @@ use crate::mounts::{attach, set_attributes, NODEV, NOSUID, RDONLY};
 use crate::trace;
 
 /// Where a volume's files come from.
+// Made by `parse_volume` alone: none, in the starter, until it is written.
+#[allow(dead_code)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     /// A path of the host's, absolute.
