@@ -33,17 +33,21 @@ fn run_sh(lab: &Lab, state: &Path, options: &[&str], script: &str) -> Run {
         .run()
 }
 
-/// A container that prints its address, then serves `text` on TCP port
-/// 80 to whoever connects, until it is stopped: it runs with `--init`,
-/// so that TERM stops it.
+/// A container that serves `text` on TCP port 80 to whoever connects,
+/// and prints its address once it listens, until it is stopped: it runs
+/// with `--init`, so that TERM stops it.
 fn server(
     lab: &Lab,
     state: &Path,
     options: &[&str],
     text: &str,
 ) -> (Running, String) {
+    // The address is printed once nc listens, so that whoever reads it
+    // may connect at once.
     let script = format!(
-        "ip -o -4 addr show eth0; while true; do echo {text} | nc -l -p 80; done"
+        "(while true; do echo {text} | nc -l -p 80; done) & \
+         until netstat -ltn | grep -q ':80 '; do :; done; \
+         ip -o -4 addr show eth0; wait"
     );
     let mut running = tincan_in(lab, state)
         .args(["run", "--rm", "--init"])
@@ -53,6 +57,19 @@ fn server(
         .spawn();
     let address = address_in(&running.read_line());
     (running, address)
+}
+
+/// What the server of [`server`] at `address`:`port` says, asked from
+/// `from`: asked again until it answers, for it listens again only a
+/// moment after each answer.
+fn fetch(from: &Lab, address: &str, port: u16) -> String {
+    let ask = format!("busybox nc -w 2 {address} {port} </dev/null || true");
+    let answer = std::cell::RefCell::new(String::new());
+    testkit::eventually(|| {
+        *answer.borrow_mut() = from.sh(&ask);
+        !answer.borrow().is_empty()
+    });
+    answer.into_inner()
 }
 
 /// Stop a container started by [`server`].
@@ -207,7 +224,7 @@ fn it_works_beside_docker_which_sets_the_forward_policy_to_drop() {
     lab.sh("iptables -P FORWARD DROP");
     let (web, _) =
         server(&lab, state.path(), &["-p", "8081:80"], "through-the-wall");
-    let reached = world.sh("busybox nc -w 2 192.0.2.1 8081 </dev/null || true");
+    let reached = fetch(&world, "192.0.2.1", 8081);
     let out = run_sh(
         &lab,
         state.path(),
@@ -228,10 +245,8 @@ fn a_published_port_is_reached_from_outside_and_from_localhost() {
     let state = TempDir::new();
     let (web, _) =
         server(&lab, state.path(), &["-p", "8080:80"], "hello-from-web");
-    let from_world =
-        world.sh("busybox nc -w 2 192.0.2.1 8080 </dev/null || true");
-    let from_localhost =
-        lab.sh("busybox nc -w 2 127.0.0.1 8080 </dev/null || true");
+    let from_world = fetch(&world, "192.0.2.1", 8080);
+    let from_localhost = fetch(&lab, "127.0.0.1", 8080);
     // Published on one address of the host's alone: not on the others.
     let (only, _) = server(
         &lab,
@@ -239,8 +254,11 @@ fn a_published_port_is_reached_from_outside_and_from_localhost() {
         &["-p", "127.0.0.1:8082:80"],
         "local-only",
     );
-    let local = lab.sh("busybox nc -w 2 127.0.0.1 8082 </dev/null || true");
-    let outside = world.sh("busybox nc -w 1 192.0.2.1 8082 </dev/null || true");
+    let local = fetch(&lab, "127.0.0.1", 8082);
+    // Not once, for it might have been between two answers.
+    let outside: String = (0..3)
+        .map(|_| world.sh("busybox nc -w 1 192.0.2.1 8082 </dev/null || true"))
+        .collect();
     stop(web);
     stop(only);
     assert_eq!(from_world, "hello-from-web\n");
