@@ -810,3 +810,28 @@ fn user_xattrs_work(dir: &Path) -> bool {
     std::fs::remove_file(&probe).ok();
     set == 0
 }
+
+#[test]
+fn the_containers_mounts_stay_in_it_even_when_the_host_shares_them() {
+    // Most hosts make `/` a shared mount (systemd does), and the disks
+    // mounted under it: run the container in a mount namespace whose
+    // mounts are all shared, its image a mount of its own there, and
+    // compare that namespace's mounts before and after the run. (The
+    // container's root may mount nothing itself any more.)
+    let state = TempDir::new();
+    let (run, changed) = tincan_in(state.path())
+        .args(["run", "--rm"])
+        .arg(rootfs())
+        .args(["echo", "ran"])
+        .run_in_shared_mount_namespace(&[rootfs(), state.path()]);
+    assert!(
+        changed.is_empty(),
+        "the container's mounts reached the mount namespace the runtime \
+         ran in, where every mount is shared: make every mount private \
+         (MS_REC | MS_PRIVATE on /) before mounting anything. What \
+         changed there:\n{}\n{run}",
+        changed.join("\n")
+    );
+    run.expect_status(0);
+    assert_eq!(run.stdout, "ran\n", "{run}");
+}
