@@ -61,14 +61,9 @@ pub fn in_child(what: &str, step: impl FnOnce() -> Result<()>) {
     match unsafe { fork() }.expect("fork") {
         ForkResult::Child => {
             drop(read);
-            let failure = match catch_unwind(AssertUnwindSafe(step)) {
-                Ok(Ok(())) => None,
-                Ok(Err(err)) => Some(format!("{err:#}")),
-                Err(panic) => Some(panic_message(&*panic)),
-            };
-            let status = match failure {
-                None => 0,
-                Some(message) => {
+            let status = match outcome(step) {
+                Ok(()) => 0,
+                Err(message) => {
                     nix::unistd::write(&write, message.as_bytes()).ok();
                     1
                 }
@@ -124,6 +119,16 @@ fn read_until_closed(pipe: OwnedFd, what: &str) -> Option<String> {
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => panic!("{what}: read the child's message: {err}"),
         }
+    }
+}
+
+/// Run `step`: what went wrong, if anything, as a message, whether it
+/// returned an error or panicked.
+pub fn outcome(step: impl FnOnce() -> Result<()>) -> Result<(), String> {
+    match catch_unwind(AssertUnwindSafe(step)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(format!("{err:#}")),
+        Err(panic) => Err(panic_message(&*panic)),
     }
 }
 
