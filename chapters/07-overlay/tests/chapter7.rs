@@ -835,3 +835,49 @@ fn the_containers_mounts_stay_in_it_even_when_the_host_shares_them() {
     run.expect_status(0);
     assert_eq!(run.stdout, "ran\n", "{run}");
 }
+
+#[test]
+fn a_second_term_or_int_ends_a_container_that_handles_them() {
+    // The first TERM (or Ctrl-C's INT) is the command's to handle: it
+    // carries on. A second one, while it still runs, kills it: whatever
+    // a container does with TERM, a user who asks twice gets the runtime
+    // back, which cleans up and exits as if the signal had killed it.
+    let script = "trap 'echo caught' TERM INT; echo ready; \
+                  while :; do sleep 0.1; done";
+    let state = with_rootfs_image();
+    let host = Host::capture_for(&[state.path()]);
+    let runs = [
+        (libc::SIGTERM, &["--name", "twice"][..]),
+        (libc::SIGINT, &["--rm", "--userns"]),
+    ];
+    for (signal, options) in runs {
+        let mut running = tincan_in(state.path())
+            .arg("run")
+            .args(options)
+            .args(["rootfs", "sh", "-c", script])
+            .spawn();
+        running.expect_line("ready\n");
+        let container = running.children();
+        running.signal(signal);
+        running.expect_line("caught\n");
+        running.signal(signal);
+        let run = running.wait();
+        assert_eq!(
+            run.status,
+            128 + signal,
+            "a second signal {signal}, after one forwarded, must kill the \
+             container (SIGKILL), reap it, and end the runtime with \
+             128+{signal}, with {options:?}:\n{run}"
+        );
+        assert!(testkit::process_is_gone(container[0]));
+    }
+    // The kept one is recorded as ended, and removed like any other.
+    let ps = tincan_in(state.path()).args(["ps", "-a"]).run();
+    assert!(ps.stdout.contains("Exited (143)"), "{}", ps.stdout);
+    tincan_in(state.path())
+        .args(["rm", "twice"])
+        .run()
+        .expect_status(0);
+    assert_eq!(tree(&state.path().join("containers")), Vec::<String>::new());
+    host.assert_unchanged();
+}
