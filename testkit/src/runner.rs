@@ -118,32 +118,101 @@ impl Tincan {
         self
     }
 
-    /// Start the binary in a mount namespace of its own in which every
-    /// mount is shared, as on a host where systemd made `/` shared: a
-    /// mount the container makes without first making its copy private
-    /// shows up there. The namespace goes with the binary.
-    pub fn in_shared_mount_namespace(mut self) -> Tincan {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: between fork and exec, the hook calls unshare and
-        // mount, with static strings, and allocates nothing.
+    /// Run to the end in a mount namespace of the test's own in which
+    /// every mount is shared, as on a host where systemd made `/` shared,
+    /// and each of `dirs` (the image, the state directory) a shared mount
+    /// of its own, as a disk mounted under `/` is: a runtime that makes
+    /// only `/` private, not every mount under it, is caught too.
+    ///
+    /// Returns the run, and the lines of that namespace's mount table
+    /// that the run added (`+ `) or removed (`- `): a mount the
+    /// container made without first making its copy private lands
+    /// there, and stays. Nothing reaches the host: the namespace's
+    /// mounts are made private before they are made shared, so none is
+    /// a peer of the host's, and the namespace goes with the run. The
+    /// binary runs under `sh`, which lists the namespace's mounts before
+    /// and after it.
+    pub fn run_in_shared_mount_namespace(
+        self,
+        dirs: &[&std::path::Path],
+    ) -> (Run, Vec<String>) {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let lists = crate::TempDir::new();
+        let script = "cat /proc/self/mountinfo > \"$0/before\" || exit 125
+            \"$@\"
+            status=$?
+            cat /proc/self/mountinfo > \"$0/after\" || exit 125
+            exit $status";
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(script).arg(lists.path());
+        command
+            .arg(self.command.get_program())
+            .args(self.command.get_args());
+        for (key, value) in self.command.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        if let Some(dir) = self.command.get_current_dir() {
+            command.current_dir(dir);
+        }
+        let dirs: Vec<CString> = dirs
+            .iter()
+            .map(|dir| CString::new(dir.as_os_str().as_bytes()).unwrap())
+            .collect();
+        // SAFETY: between fork and exec, the hook calls unshare and mount,
+        // with strings allocated before the fork, and allocates nothing.
         unsafe {
-            self.command.pre_exec(|| {
+            command.pre_exec(move || {
                 let root = c"/";
-                if libc::unshare(libc::CLONE_NEWNS) < 0
-                    || libc::mount(
-                        std::ptr::null(),
-                        root.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_REC | libc::MS_SHARED,
-                        std::ptr::null(),
-                    ) < 0
-                {
+                let mount = |source: *const libc::c_char,
+                             target: *const libc::c_char,
+                             flags: libc::c_ulong| {
+                    let (none, data) = (std::ptr::null(), std::ptr::null());
+                    if libc::mount(source, target, none, flags, data) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                };
+                if libc::unshare(libc::CLONE_NEWNS) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                Ok(())
+                let none = std::ptr::null();
+                mount(none, root.as_ptr(), libc::MS_REC | libc::MS_PRIVATE)?;
+                for dir in &dirs {
+                    mount(dir.as_ptr(), dir.as_ptr(), libc::MS_BIND)?;
+                }
+                mount(none, root.as_ptr(), libc::MS_REC | libc::MS_SHARED)
             });
         }
-        self
+        let stdin = self.stdin;
+        let run = Tincan {
+            command,
+            stdin,
+            handed: Vec::new(),
+        }
+        .run();
+        let read = |name: &str| {
+            let path = lists.path().join(name);
+            std::fs::read_to_string(&path).unwrap_or_else(|err| {
+                panic!("the mounts {name} the run ({err}):\n{run}")
+            })
+        };
+        let (before, after) = (read("before"), read("after"));
+        let mut changed: Vec<String> = before
+            .lines()
+            .filter(|line| !after.lines().any(|l| l == *line))
+            .map(|line| format!("- {line}"))
+            .collect();
+        changed.extend(
+            after
+                .lines()
+                .filter(|line| !before.lines().any(|l| l == *line))
+                .map(|line| format!("+ {line}")),
+        );
+        (run, changed)
     }
 
     /// Start the binary in the network namespace of `lab`, which plays

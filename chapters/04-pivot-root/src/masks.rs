@@ -77,3 +77,6 @@ fn make_read_only(path: &str) -> Result<()> {
     todo!("make {path} read-only")
 }
 // ANCHOR_END: mask_paths
+
+#[cfg(test)]
+mod tests;

@@ -137,3 +137,6 @@ pub fn dir_beneath(root: &OwnedFd, path: &str, name: &str) -> Result<OwnedFd> {
     todo!("open {path} beneath {root:?}, for /{name}")
 }
 // ANCHOR_END: dir_beneath
+
+#[cfg(test)]
+mod tests;

@@ -223,3 +223,6 @@ fn change_root(root: &OwnedFd) -> Result<()> {
     todo!("pivot_root into {root:?}")
 }
 // ANCHOR_END: change_root
+
+#[cfg(test)]
+mod tests;

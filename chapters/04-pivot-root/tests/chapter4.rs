@@ -148,6 +148,30 @@ fn the_hosts_mounts_are_the_same_after_a_run() {
 }
 
 #[test]
+fn the_containers_mounts_stay_in_it_even_when_the_host_shares_them() {
+    // Most hosts make `/` a shared mount (systemd does), and the disks
+    // mounted under it: the bind of the image and everything mounted in
+    // it would propagate back, and the unmount of the host's root, after
+    // pivot_root, too, unless every mount of the copy is made private
+    // first. Run the container in a mount namespace whose mounts are all
+    // shared, its image a mount of its own there, and compare that
+    // namespace's mounts before and after the run.
+    let script = "mount -t tmpfs container /tmp && echo mounted";
+    let (run, changed) = run_in_rootfs(&[], &["sh", "-c", script])
+        .run_in_shared_mount_namespace(&[rootfs()]);
+    assert!(
+        changed.is_empty(),
+        "the container's mounts reached the mount namespace the runtime \
+         ran in, where every mount is shared: make every mount private \
+         (MS_REC | MS_PRIVATE on /) before mounting anything. What \
+         changed there:\n{}\n{run}",
+        changed.join("\n")
+    );
+    run.expect_status(0);
+    assert_eq!(run.stdout, "mounted\n", "{run}");
+}
+
+#[test]
 fn a_run_that_fails_halfway_exits_125_and_leaves_no_mount() {
     // An image whose /dev is a file: /proc is mounted, then /dev fails.
     let _filters = testkit::snapshot_filters();

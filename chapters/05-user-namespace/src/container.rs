@@ -136,8 +136,8 @@ pub fn run(container: &Container) -> Result<u8> {
     // reaped).
     set_up_from_outside(container, child.pid())?;
     pipes.go()?;
-    pipes.child_error(child.pid(), &signals)?;
-    child.wait(&signals)
+    let asked_to_end = pipes.child_error(child.pid(), &signals)?;
+    child.wait(&signals, asked_to_end)
 }
 // ANCHOR_END: run
 

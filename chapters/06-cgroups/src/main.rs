@@ -45,6 +45,8 @@ mod privileges;
 mod process;
 mod rootfs;
 mod sync;
+#[cfg(test)]
+mod testing;
 
 /// Set by `--trace`: print each kernel step as it happens.
 static TRACE: AtomicBool = AtomicBool::new(false);

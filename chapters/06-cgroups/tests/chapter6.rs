@@ -334,3 +334,58 @@ fn the_container_sees_its_own_cgroup_only_and_cannot_raise_its_limits() {
         assert!(run.stderr.contains("Read-only file system"), "{run}");
     }
 }
+
+#[test]
+fn the_containers_mounts_stay_in_it_even_when_the_host_shares_them() {
+    // Most hosts make `/` a shared mount (systemd does), and the disks
+    // mounted under it: run the container in a mount namespace whose
+    // mounts are all shared, its image a mount of its own there, and
+    // compare that namespace's mounts before and after the run. (The
+    // container's root may mount nothing itself any more.)
+    let (run, changed) = run_in_rootfs(&[], &["echo", "ran"])
+        .run_in_shared_mount_namespace(&[rootfs()]);
+    assert!(
+        changed.is_empty(),
+        "the container's mounts reached the mount namespace the runtime \
+         ran in, where every mount is shared: make every mount private \
+         (MS_REC | MS_PRIVATE on /) before mounting anything. What \
+         changed there:\n{}\n{run}",
+        changed.join("\n")
+    );
+    run.expect_status(0);
+    assert_eq!(run.stdout, "ran\n", "{run}");
+}
+
+#[test]
+fn a_second_term_or_int_ends_a_container_that_handles_them() {
+    // The first TERM (or Ctrl-C's INT) is the command's to handle: it
+    // carries on. A second one, while it still runs, kills it: whatever
+    // a container does with TERM, a user who asks twice gets the runtime
+    // back, which cleans up and exits as if the signal had killed it.
+    let script = "trap 'echo caught' TERM INT; echo ready; \
+                  while :; do sleep 0.1; done";
+    let before = Host::capture();
+    let runs = [
+        (libc::SIGTERM, &[][..]),
+        (libc::SIGINT, &["--userns", "--init"]),
+    ];
+    for (signal, options) in runs {
+        let mut running = traced(options, &["sh", "-c", script]).spawn();
+        running.expect_line("ready\n");
+        let container = running.children();
+        running.signal(signal);
+        running.expect_line("caught\n");
+        running.signal(signal);
+        let run = running.wait();
+        assert_eq!(
+            run.status,
+            128 + signal,
+            "a second signal {signal}, after one forwarded, must kill the \
+             container (SIGKILL), reap it, and end the runtime with \
+             128+{signal}, with {options:?}:\n{run}"
+        );
+        assert!(testkit::process_is_gone(container[0]));
+        assert_removed(&cgroups_made(&run.stderr));
+    }
+    before.assert_unchanged();
+}

@@ -159,3 +159,6 @@ pub fn dir_beneath(root: &OwnedFd, path: &str, name: &str) -> Result<OwnedFd> {
     }
 }
 // ANCHOR_END: dir_beneath
+
+#[cfg(test)]
+mod tests;

@@ -162,8 +162,8 @@ pub fn run(container: &Container) -> Result<u8> {
     // reaped), then `cleanup`.
     set_up_from_outside(container, &cgroup, child.pid())?;
     pipes.go()?;
-    pipes.child_error(child.pid(), &signals)?;
-    let status = child.wait(&signals)?;
+    let asked_to_end = pipes.child_error(child.pid(), &signals)?;
+    let status = child.wait(&signals, asked_to_end)?;
     report_oom_kills(&cgroup);
     Ok(status)
 }
