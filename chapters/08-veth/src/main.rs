@@ -70,6 +70,8 @@ mod records;
 mod rootfs;
 mod state;
 mod sync;
+#[cfg(test)]
+mod testing;
 mod user;
 
 /// Set by `--trace`: print each kernel step as it happens.

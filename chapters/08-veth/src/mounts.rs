@@ -248,3 +248,6 @@ fn file_at(dir: &OwnedFd, name: &str) -> Result<OwnedFd> {
     drop(openat(dir, name, create, Mode::from_raw_mode(0o644))?);
     Ok(openat(dir, name, path, Mode::empty())?)
 }
+
+#[cfg(test)]
+mod tests;

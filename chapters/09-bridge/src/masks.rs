@@ -98,3 +98,6 @@ fn make_read_only(path: &str) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: mask_paths
+
+#[cfg(test)]
+mod tests;

@@ -81,8 +81,14 @@ impl RuntimeEnd {
     // ANCHOR: read_child_error
     /// Read what the child sent through the error pipe, until the child
     /// execs or exits, passing `signals` on to `child` meanwhile.
-    /// Nothing at all means the exec succeeded.
-    pub fn child_error(&mut self, child: Pid, signals: &SigSet) -> Result<()> {
+    /// Nothing at all means the exec succeeded: then, whether a TERM or
+    /// an INT was passed on, after which the next one ends the container
+    /// (see `process::wait_for`).
+    pub fn child_error(
+        &mut self,
+        child: Pid,
+        signals: &SigSet,
+    ) -> Result<bool> {
         // `signals` stay blocked, and pending, as `wait_for` expects
         // them. Those we forward are read here meanwhile, through a
         // descriptor, and passed on: a second Ctrl-C or TERM before the
@@ -131,7 +137,7 @@ impl RuntimeEnd {
             }
         }
         let Some((&status, message)) = report.split_first() else {
-            return Ok(());
+            return Ok(stops > 0);
         };
         let message = String::from_utf8_lossy(message).into_owned();
         match status {

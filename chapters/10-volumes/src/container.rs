@@ -2,14 +2,13 @@
 //! which order, and who undoes it.
 //!
 //! Two processes share the work. The runtime makes what lives on the
-//! host (the container's directory, with its record and writable layer;
-//! the cgroup), clones the child into its new PID, network and user
-//! namespaces, then does for the child what only it can do from outside
-//! (the cgroup's `cgroup.procs`, the id maps, the veth pair) while the
-//! child waits on the go pipe. The child, told to go, becomes the container: its ids,
-//! its other namespaces, its root file system (the image's layers and
-//! its own, stacked by overlayfs), then the command: the image's, unless
-//! one was given, in the image's working directory, as the image's user.
+//! host (the container's directory, leases, volumes, the cgroup), clones
+//! the child into new PID, network and user namespaces, then does what
+//! only it can do from outside (`cgroup.procs`, the id maps, the veth
+//! pair) while the child waits. The child, told to go, becomes the
+//! container: its ids, its other namespaces, its root file system (the
+//! image's layers and its own, stacked by overlayfs; its volumes), then
+//! the command, in the image's working directory, as the image's user.
 //!
 //! ```text
 //! runtime                              child
@@ -21,18 +20,15 @@
 //! container's directory (registered,
 //!   then made): record, upper, work
 //! published ports held (ch9), address
-//!   lease (ch8, from the network's
-//!   subnet in ch9), /etc files (ch8)
-//! volumes: a new named one made, each
-//!   marked, each source detached (ch10)
-//! cgroup (registered, then made)
-//! make pipes
+//!   lease, /etc files (ch8)
+//! volumes: new ones made, all marked,
+//!   each source detached (ch10)
+//! cgroup (registered, then made); pipes
 //! clone ------------------------------> wait for go
 //! add to cgroup, write id maps              :
-//! the network's bridge and rules, if        :
-//!   down (ch9); veth pair (registered,      :
-//!   then made) plugged into the bridge,     :
-//!   addressed inside; port rules            :
+//! the network up if down (ch9); veth        :
+//!   pair (registered, then made) on its     :
+//!   bridge, addressed; port rules (ch9)     :
 //! keep the container (unless --rm), the     :
 //!   volumes it made, its marks              :
 //! go --------------------------------->  new session
@@ -40,20 +36,16 @@
 //!                                        become root (--userns)
 //!                                        parent-death signal
 //!                                        namespaces, overlay mount,
-//!                                          root file system, the
-//!                                          /etc files bound in, the
-//!                                          volumes attached (a new
-//!                                          one filled first), the
-//!                                          root read-only (ch10)
+//!                                          /proc /sys /dev, /etc files,
+//!                                          volumes (a new one filled
+//!                                          first), root read-only
 //!                                        working directory
 //!                                        capabilities, seccomp
 //!                                        the image's user
 //! read the error pipe <--------------    exec (or report the error)
-//!   (a failed start: the container
-//!   back on the undo list)
-//! wait, forwarding signals
-//! report OOM kills; record the status;
-//! undo the list
+//!   (a failed start: back on the list)
+//! wait, forwarding signals; report OOM
+//!   kills; record the status; undo
 //! ```
 //!
 //! The order is not a matter of taste. Each rule is kept by the code's
@@ -256,13 +248,9 @@ pub fn run(container: &Container) -> Result<u8> {
         &records::dir_of(&container.id),
         &mut cleanup,
     )?;
+    let (options, id) = (&container.options, &container.id);
     let owner = container.ids.map(|ids| ids.base);
-    let volumes = volumes::prepare(
-        &container.options.volumes,
-        &container.id,
-        owner,
-        &mut cleanup,
-    )?;
+    let volumes = volumes::prepare(&options.volumes, id, owner, &mut cleanup)?;
     let hierarchy = Hierarchy::detect()?;
     let limits = &container.options.limits;
     let cgroup =
@@ -293,10 +281,8 @@ pub fn run(container: &Container) -> Result<u8> {
     // `ps -a`, never half removed by the watchdog; so are the named
     // volumes it made, and (unless `--rm`) its marks on volumes. A
     // start that fails takes them back, and leaves nothing.
-    let mut kept = volumes.outliving(container.options.rm);
-    if !container.options.rm {
-        kept.push(Undo::Container(records::dir_of(&container.id)));
-    }
+    let mut kept = volumes.outliving(options.rm);
+    kept.extend((!options.rm).then(|| Undo::Container(records::dir_of(id))));
     for undo in &kept {
         cleanup.keep(undo)?;
     }
@@ -308,8 +294,8 @@ pub fn run(container: &Container) -> Result<u8> {
             cleanup.register(undo)?;
         }
     }
-    started?;
-    let status = child.wait(&signals)?;
+    let asked_to_end = started?;
+    let status = child.wait(&signals, asked_to_end)?;
     network.disconnect(&mut cleanup)?;
     report_oom_kills(&cgroup);
     if !container.options.rm {

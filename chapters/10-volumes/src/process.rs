@@ -154,9 +154,10 @@ impl Child {
     }
 
     /// Wait for it to exit, forwarding `signals`; see [`wait_for`].
-    pub fn wait(mut self, signals: &SigSet) -> Result<u8> {
+    /// `asked_to_end`: a TERM or INT was passed on while it started.
+    pub fn wait(mut self, signals: &SigSet, asked_to_end: bool) -> Result<u8> {
         self.waited = true;
-        wait_for(self.pid, signals)
+        wait_for(self.pid, signals, asked_to_end)
     }
 }
 
@@ -376,10 +377,35 @@ fn exec(command: &[String]) -> anyhow::Error {
 
 // ANCHOR: wait
 /// Wait for the container's process, forwarding the signals we receive,
-/// and return its exit status the way a shell reports it.
-fn wait_for(child: Pid, signals: &SigSet) -> Result<u8> {
+/// and return its exit status the way a shell reports it. A first TERM
+/// or INT is the command's to handle; a second one (`asked_to_end`: the
+/// first was passed on already) kills it, so that a user who asks twice
+/// gets the runtime back, which cleans up and exits 128+N, as if the
+/// signal had killed it.
+fn wait_for(
+    child: Pid,
+    signals: &SigSet,
+    mut asked_to_end: bool,
+) -> Result<u8> {
     loop {
         let signal = signals.wait().context("wait for a signal")?;
+        let ends = matches!(signal, Signal::SIGTERM | Signal::SIGINT);
+        if ends && asked_to_end {
+            trace!("kill({child}, SIGKILL), at a second {signal}");
+            kill(child, Signal::SIGKILL).ok();
+            // Blocking: SIGKILL ends any process, stopped or not. It may
+            // have exited on its own meanwhile: then its status stands.
+            return match waitpid(child, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::Exited(_, code)) => Ok(code as u8),
+                Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) => {
+                    Ok(128 + signal as u8)
+                }
+                Ok(WaitStatus::Signaled(_, other, _)) => Ok(128 + other as u8),
+                Ok(status) => anyhow::bail!("waitpid: {status:?}"),
+                Err(err) => Err(err).context("waitpid"),
+            };
+        }
+        asked_to_end |= ends;
         if signal != Signal::SIGCHLD {
             trace!("kill({child}, {signal})");
             // The child may be exiting at this very moment: ESRCH is fine.

@@ -318,3 +318,6 @@ fn change_root(root: &OwnedFd) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: change_root
+
+#[cfg(test)]
+mod tests;

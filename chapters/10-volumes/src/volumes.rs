@@ -19,6 +19,7 @@
 //! volumes/
 //!   store.rs        named volumes: made, listed, used, removed
 //!   copy.rs         the copy-up into a new named volume
+//!   paths.rs        targets and sources, cleaned and checked
 //! ```
 //!
 //! Where each step happens, and why:
@@ -47,6 +48,7 @@
 //! no volume drivers, no SELinux labels (`:z`), no `--mount` syntax.
 
 pub mod copy;
+pub mod paths;
 pub mod store;
 
 #[cfg(test)]
@@ -54,7 +56,7 @@ mod tests;
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -64,6 +66,7 @@ use rustix::mount::{
     FsOpenFlags,
 };
 
+pub use self::paths::parse_tmpfs;
 use crate::cleanup::{Cleanup, Undo};
 use crate::mounts::{attach, set_attributes, NODEV, NOSUID, RDONLY};
 use crate::trace;
@@ -123,79 +126,16 @@ pub struct VolumeOptions {
 /// path of the host's or a volume's name.
 pub fn parse_volume(text: &str) -> Result<Volume, String> {
     // TODO(ch10): read `-v`'s value, `SOURCE:TARGET[:ro|:rw]`: SOURCE is
-    // an absolute path of the host's (cleaned by `clean_path`; none in
-    // /proc, whose files are the kernel's window on processes) or a
-    // named volume (`store::parse_name`); anything else with a `/`, or
-    // a `.` first, is a relative path, refused; TARGET goes through
-    // `parse_target`. Each mistake is an error naming what is wrong: the
-    // tests look for "must be absolute", "neither empty", "unknown
-    // option", "a path in /proc".
+    // an absolute path of the host's (cleaned by `paths::clean_path`;
+    // none in /proc, whose files are the kernel's window on processes)
+    // or a named volume (`store::parse_name`); anything else with a `/`,
+    // or a `.` first, is a relative path, refused; TARGET goes through
+    // `paths::parse_target`. Each mistake is an error naming what is
+    // wrong: the tests look for "must be absolute", "neither empty",
+    // "unknown option", "a path in /proc".
     todo!("read the volume {text:?}")
 }
 // ANCHOR_END: parse_volume
-
-/// `--tmpfs`'s value: `TARGET[:OPTIONS]`.
-pub fn parse_tmpfs(text: &str) -> Result<Tmpfs, String> {
-    let (target, options) = match text.split_once(':') {
-        Some((target, options)) => (target, options),
-        None => (text, ""),
-    };
-    let target = parse_target(target)?;
-    let options: Vec<String> = options
-        .split(',')
-        .filter(|option| !option.is_empty())
-        .map(str::to_string)
-        .collect();
-    for option in &options {
-        let known = ["size=", "mode=", "nr_inodes="]
-            .iter()
-            .any(|key| option.starts_with(key));
-        if !known {
-            return Err(format!(
-                "tmpfs option {option:?}: expected size=, mode= or nr_inodes="
-            ));
-        }
-    }
-    Ok(Tmpfs { target, options })
-}
-
-/// A target in the container: absolute, and not in the kernel's own
-/// file systems.
-fn parse_target(target: &str) -> Result<String, String> {
-    if !target.starts_with('/') {
-        return Err(format!(
-            "target {target}: expected an absolute path in the container"
-        ));
-    }
-    let path =
-        clean_path(target).map_err(|err| format!("target {target}: {err}"))?;
-    if path == Path::new("/") {
-        return Err("target /: the container's root cannot be a volume".into());
-    }
-    for kernel in ["/proc", "/sys", "/dev"] {
-        if path == Path::new(kernel) || path.starts_with(format!("{kernel}/")) {
-            return Err(format!(
-                "target {target}: {kernel} is the kernel's, not a volume's"
-            ));
-        }
-    }
-    Ok(path.display().to_string())
-}
-
-/// `path` without `.` or empty names; refused if it has `..`.
-fn clean_path(path: &str) -> Result<PathBuf, String> {
-    let mut clean = PathBuf::from("/");
-    for component in Path::new(path).components() {
-        match component {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(name) => clean.push(name),
-            Component::ParentDir | Component::Prefix(_) => {
-                return Err("`..` is not allowed".into())
-            }
-        }
-    }
-    Ok(clean)
-}
 
 /// A volume ready to mount: a detached mount, held open.
 pub struct Detached {

@@ -284,8 +284,8 @@ pub fn run(container: &Container) -> Result<u8> {
     if let (Err(_), Some(undo)) = (&started, kept) {
         cleanup.register(undo)?;
     }
-    started?;
-    let status = child.wait(&signals)?;
+    let asked_to_end = started?;
+    let status = child.wait(&signals, asked_to_end)?;
     network.disconnect(&mut cleanup)?;
     report_oom_kills(&cgroup);
     if !container.options.rm {

@@ -75,6 +75,8 @@ mod records;
 mod rootfs;
 mod state;
 mod sync;
+#[cfg(test)]
+mod testing;
 mod user;
 mod volumes;
 

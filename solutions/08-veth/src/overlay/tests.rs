@@ -76,23 +76,59 @@ fn options_stack_the_layers_top_first_over_upper_and_work() {
     }
 }
 
+/// What kind of file `meta` is, in words.
+fn kind(meta: &fs::Metadata) -> &'static str {
+    let kind = meta.file_type();
+    match () {
+        _ if kind.is_file() => "a regular file",
+        _ if kind.is_dir() => "a directory",
+        _ if kind.is_symlink() => "a symbolic link",
+        _ if kind.is_char_device() => "a character device",
+        _ if kind.is_block_device() => "a block device",
+        _ if kind.is_fifo() => "a FIFO",
+        _ => "a socket",
+    }
+}
+
 #[test]
 fn a_whiteout_is_a_character_device_0_0() {
     let scratch = Scratch::new("whiteout");
     let (dir, fd) = scratch.dir("upper");
     make_whiteout(&fd, "gone").unwrap();
     let meta = fs::symlink_metadata(dir.join("gone")).unwrap();
-    assert!(meta.file_type().is_char_device(), "{:?}", meta.file_type());
-    assert_eq!(meta.rdev(), 0);
-    assert!(is_whiteout(&meta));
-    // Nothing else is one: a file, a directory, another device.
+    assert!(
+        meta.file_type().is_char_device(),
+        "make_whiteout made {}, not a character device",
+        kind(&meta)
+    );
+    assert_eq!(meta.rdev(), 0, "make_whiteout's device number is not 0/0");
+    assert!(is_whiteout(&meta), "is_whiteout: false for make_whiteout's");
+    // Nothing else is one: an empty file, a directory, another
+    // character device, and a block device numbered 0/0, as a whiteout
+    // is, but of the other kind.
     fs::write(dir.join("file"), "").unwrap();
-    for other in [dir.join("file"), dir.clone(), PathBuf::from("/dev/null")] {
+    let block = dir.join("block");
+    rustix::fs::mknodat(
+        &fd,
+        "block",
+        rustix::fs::FileType::BlockDevice,
+        rustix::fs::Mode::empty(),
+        rustix::fs::makedev(0, 0),
+    )
+    .unwrap();
+    let others = [
+        dir.join("file"),
+        dir.clone(),
+        PathBuf::from("/dev/null"),
+        block,
+    ];
+    for other in others {
         let meta = fs::symlink_metadata(&other).unwrap();
         assert!(
             !is_whiteout(&meta),
-            "{} taken for a whiteout",
-            other.display()
+            "is_whiteout takes {}, {}, for a whiteout",
+            other.display(),
+            kind(&meta)
         );
     }
 }
