@@ -247,7 +247,9 @@ impl Network {
 /// the network's hosts, and if it was the network's last, the network's
 /// bridge and rules go too (and tincan's chains, with the last network).
 pub fn release(path: &Path, id: &str) {
-    let Ok(_lock) = networks::lock() else { return };
+    let Ok(_lock) = networks::lock_existing() else {
+        return;
+    };
     ipam::give_back(path, id);
     let Some(dir) = path.parent().and_then(Path::parent) else {
         return;

@@ -77,6 +77,11 @@ impl Leases {
         owner: &str,
         cleanup: &mut Cleanup,
     ) -> Result<Ipv4Addr> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .with_context(|| format!("create {}", self.dir.display()))?;
         let dir = self.lock()?;
         for address in candidates {
             let path = self.dir.join(address.to_string());
@@ -96,12 +101,9 @@ impl Leases {
     }
 
     /// The directory's lock, held until the file returned is dropped.
+    /// (Never made here: a watchdog giving a lease back after its state
+    /// directory is gone must not make it again.)
     fn lock(&self) -> Result<OwnedFd> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .with_context(|| format!("create {}", self.dir.display()))?;
         let dir = state::open_dir(&self.dir)?;
         flock(&dir, FlockOperation::LockExclusive)
             .with_context(|| format!("lock {}", self.dir.display()))?;

@@ -124,6 +124,13 @@ pub fn lock() -> Result<OwnedFd> {
         .mode(0o755)
         .create(&dir)
         .with_context(|| format!("create {}", dir.display()))?;
+    lock_existing()
+}
+
+/// The networks' lock, if there is a state directory: a watchdog giving
+/// a lease back after it is gone must not make it again.
+pub fn lock_existing() -> Result<OwnedFd> {
+    let dir = state_dir();
     let fd = state::open_dir(&dir)?;
     flock(&fd, FlockOperation::LockExclusive)
         .with_context(|| format!("lock {}", dir.display()))?;
