@@ -118,7 +118,8 @@ enum Command {
     /// The container has a network of its own (`--network`): its own
     /// interfaces and 127.0.0.1, on a bridge with the other containers
     /// of its network, which it reaches by name; what the host reaches,
-    /// NATed; and the ports it publishes (`-p`).
+    /// NATed; and the ports it publishes (`-p`). What it writes dies
+    /// with it, but for what it writes to its volumes (`-v`).
     Run {
         #[command(flatten)]
         options: container::Options,
