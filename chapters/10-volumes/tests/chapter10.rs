@@ -137,6 +137,18 @@ fn a_bind_mount_covers_the_images_files_and_the_host_sees_what_is_written() {
     );
     run.expect_status(0);
     assert_eq!(fs::read_to_string(missing.join("f")).unwrap(), "x\n");
+    // A source that is a link: the host's own path, looked up once,
+    // by the kernel: the container gets what it leads to.
+    let link = host.path().join("link");
+    std::os::unix::fs::symlink(&missing, &link).unwrap();
+    let run = run_sh(
+        &lab,
+        state.path(),
+        &["-v", &format!("{}:/linked", link.display())],
+        rootfs(),
+        "cat /linked/f",
+    );
+    assert_eq!(run.stdout, "x\n", "{run}");
     // A file, bound over a file.
     let file = host.path().join("motd");
     fs::write(&file, "hello from the host\n").unwrap();
