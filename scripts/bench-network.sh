@@ -60,7 +60,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tincan-bench-network.XXXXXX")
 lab=tincan-bench-$$
 keeper=
 cleanup() {
-    [ -n "$keeper" ] && kill "$keeper" 2>/dev/null && wait "$keeper" 2>/dev/null
+    if [ -n "$keeper" ]; then
+        exec 9>&- || true
+        kill "$keeper" 2>/dev/null || true
+        wait "$keeper" 2>/dev/null || true
+    fi
     ip netns del "$lab" 2>/dev/null || true
     ip netns del "$lab-ip" 2>/dev/null || true
     ip netns del "$lab-cni" 2>/dev/null || true
