@@ -217,6 +217,19 @@ fn a_new_named_volume_is_filled_from_the_image_a_bind_mount_is_not() {
         "cat /seed/default.conf /seed/added",
     );
     assert_eq!(again.stdout, "from the image\nmine\n", "{again}");
+    // Filled, then read-only: the fill goes through a writable copy.
+    let ro = run_sh(
+        &lab,
+        state.path(),
+        &["-v", "seeded-ro:/seed:ro"],
+        image.path(),
+        "cat /seed/default.conf; touch /seed/x 2>&1; true",
+    );
+    ro.expect_status(0);
+    assert_eq!(
+        ro.stdout, "changed image\ntouch: /seed/x: Read-only file system\n",
+        "{ro}"
+    );
     let bound = run_sh(
         &lab,
         state.path(),

@@ -174,8 +174,9 @@ pub fn parse_volume(text: &str) -> Result<Volume, String> {
 pub struct Detached {
     tree: OwnedFd,
     target: String,
-    /// A new named volume, to fill from the image's target first.
-    fill: bool,
+    /// A new named volume, to fill from the image's target first: a
+    /// writable copy of the mount, for `tree` may be read-only.
+    fill: Option<OwnedFd>,
 }
 
 /// What the child mounts: the volumes' detached mounts, the tmpfs
@@ -204,10 +205,12 @@ impl Volumes {
 
     /// The descriptors the child must keep until it mounts them.
     pub fn fds(&self) -> Vec<RawFd> {
-        self.detached
+        let trees = self.detached.iter().map(|volume| &volume.tree);
+        let fills = self
+            .detached
             .iter()
-            .map(|volume| volume.tree.as_raw_fd())
-            .collect()
+            .filter_map(|volume| volume.fill.as_ref());
+        trees.chain(fills).map(|fd| fd.as_raw_fd()).collect()
     }
 }
 
@@ -240,7 +243,7 @@ pub fn prepare(
                     detach(CWD, path, volume.read_only).with_context(|| {
                         format!("volume source {}", path.display())
                     })?;
-                (tree, false)
+                (tree, None)
             }
             Source::Named(name) => {
                 let (data, new) = store::take(name, id, owner, cleanup)?;
@@ -249,9 +252,20 @@ pub fn prepare(
                 let tree =
                     detach(data.as_fd(), Path::new(""), volume.read_only)
                         .with_context(|| format!("volume {name}"))?;
-                (tree, new)
+                let fill = new
+                    .then(|| detach(data.as_fd(), Path::new(""), false))
+                    .transpose()
+                    .with_context(|| format!("volume {name}"))?;
+                (tree, fill)
             }
         };
+        // A copy of a shared mount is a peer of it: a mount the child
+        // made under it would show on the host. Private, as Docker's
+        // binds are by default.
+        for detached in std::iter::once(&tree).chain(fill.as_ref()) {
+            make_private(detached)
+                .with_context(|| format!("make {} private", volume.target))?;
+        }
         detached.push(Detached {
             tree,
             target: volume.target.clone(),
@@ -305,9 +319,9 @@ pub fn mount_all(root: &OwnedFd, volumes: &Volumes) -> Result<()> {
         let is_dir = FileType::from_raw_mode(fstat(&volume.tree)?.st_mode)
             == FileType::Directory;
         let target = target_beneath(root, &volume.target, is_dir)?;
-        if volume.fill {
+        if let Some(fill) = &volume.fill {
             trace!("copy {} of the image into the new volume", volume.target);
-            copy::fill(&target, &volume.tree).with_context(|| {
+            copy::fill(&target, fill).with_context(|| {
                 format!("fill the new volume from {}", volume.target)
             })?;
         }
@@ -335,6 +349,41 @@ pub fn mount_all(root: &OwnedFd, volumes: &Volumes) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: mount_all
+
+/// Make the detached mount `tree`, and every mount under it, private:
+/// mount_setattr(2) with `MS_PRIVATE` as its propagation.
+fn make_private(tree: &OwnedFd) -> std::io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: libc::MS_PRIVATE,
+        userns_fd: 0,
+    };
+    trace!("mount_setattr(volume, MS_PRIVATE, AT_RECURSIVE)");
+    // SAFETY: the kernel reads `attr`, of the size given, and an empty
+    // path; nothing is written to our memory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// A new tmpfs with `options`, detached: nothing set-uid, no devices.
 fn new_tmpfs(options: &[String]) -> rustix::io::Result<OwnedFd> {
