@@ -366,14 +366,15 @@ pub fn target_beneath(
     path: &str,
     is_dir: bool,
 ) -> Result<OwnedFd> {
-    // TODO(ch10): open the target `path` beneath `root`, O_PATH, name by
-    // name: a directory, or for the last name with `is_dir` false a
-    // file, made (with its parents) when missing. No symbolic link may
-    // be followed on the way, nor `..` climb out (openat2(2)): an image
-    // whose /data leads to the host's /etc, or to `../../..`, is refused
-    // with an error saying "symbolic link"; a directory asked for a
-    // file, or a file for a directory, is refused too. mkdirat(2) and
-    // an O_EXCL create do not follow a link in the last name.
+    // TODO(ch10): open the target `path` beneath `root` (O_PATH is
+    // enough to mount on): a directory, or with `is_dir` false a file,
+    // made with its missing parents if it is not there. The image is
+    // anyone's: a symbolic link anywhere on the way, or a climb out of
+    // the root, must never lead the mount to the host's side; refuse it
+    // with an error saying "symbolic link", and refuse a directory where
+    // a file is asked for, and the other way round. Chapter 4's
+    // `dir_beneath` (mounts.rs) met the same problem for one name;
+    // openat2(2) and mkdirat(2) say what each guarantees.
     todo!("open {path} beneath {root:?}, a directory: {is_dir}")
 }
 // ANCHOR_END: target_beneath

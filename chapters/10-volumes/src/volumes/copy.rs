@@ -44,14 +44,15 @@ fn copy_dir(
     depth: usize,
     copied: &mut Copied,
 ) -> Result<()> {
-    // TODO(ch10): copy every entry of `from` into `into`, by descriptor
-    // (`Dir::read_from`, openat(2) with O_NOFOLLOW): directories (a
-    // level deeper each, up to 256), regular files, and symbolic links
-    // as links (readlinkat, symlinkat), never followed; each with its
-    // mode and owner (fchmod, fchown; a link's owner with chownat and
-    // SYMLINK_NOFOLLOW). A file of more than one name (st_nlink) is
-    // copied once, then linked (linkat) from where `copied` says it
-    // went. Anything else (devices, fifos, sockets) is left out.
+    // TODO(ch10): copy every entry of `from` into `into` so that the
+    // volume starts as the image's directory was: its directories,
+    // files and symbolic links, with their modes and owners, a file of
+    // two names still one file of two names, and nothing else (devices,
+    // fifos, sockets). The image is anyone's: nothing in it may lead the
+    // copy to read or write outside the two directories, however its
+    // links point, and however deep its directories go (stop at 256).
+    // Work by descriptor, relative to the two held open; the module's
+    // header says why, and `copied` is there for the second names.
     todo!(
         "copy {from:?} into {into:?}, {depth} deep, {} linked",
         copied.len()
