@@ -160,6 +160,31 @@ fn containers_on_one_network_reach_each_other_by_address_and_by_name() {
 }
 
 #[test]
+fn a_container_cannot_write_the_names_its_network_shares() {
+    let (lab, state) = (Lab::new(), TempDir::new());
+    let (db, _) = server(&lab, state.path(), &["--name", "db"], "db");
+    // Root in the container, without --userns: only the mount stops it.
+    let run = run_sh(
+        &lab,
+        state.path(),
+        &["--name", "evil"],
+        "echo '6.6.6.6 db' >> /etc/hosts; printf '' > /etc/hosts; true",
+    );
+    let hosts = state.path().join("network/networks/bridge/hosts");
+    let shared = std::fs::read_to_string(hosts).unwrap();
+    stop(db);
+    run.expect_status(0);
+    assert_eq!(
+        run.stderr.matches("Read-only file system").count(),
+        2,
+        "{run}"
+    );
+    assert!(!shared.contains("6.6.6.6"), "a container wrote:\n{shared}");
+    assert!(shared.contains("\tdb"), "a container emptied it:\n{shared}");
+    assert_nothing_left(&lab, state.path(), &[]);
+}
+
+#[test]
 fn containers_on_two_networks_cannot_reach_each_other() {
     let (lab, state) = (Lab::new(), TempDir::new());
     tincan_in(&lab, state.path())

@@ -169,11 +169,13 @@ pub fn dir_beneath(root: &OwnedFd, path: &str, name: &str) -> Result<OwnedFd> {
 
 /// A host's file to bind over one of the container's, as `docker run -v
 /// FILE:FILE` would: `source` a path of the host, `target` a path
-/// beneath the container's root (`etc/hosts`).
+/// beneath the container's root (`etc/hosts`), read-only if `read_only`
+/// (a file other containers read too).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bind {
     pub source: PathBuf,
     pub target: String,
+    pub read_only: bool,
 }
 
 // ANCHOR: bind_file
@@ -210,6 +212,10 @@ pub fn bind_file(root: &OwnedFd, bind: &Bind) -> Result<()> {
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     let tree = open_tree(CWD, &bind.source, flags)
         .with_context(|| format!("open {}", bind.source.display()))?;
+    if bind.read_only {
+        set_attributes(&tree, RDONLY, false)
+            .with_context(|| format!("make /{} read-only", bind.target))?;
+    }
     attach(&tree, &target).with_context(|| {
         format!("bind {} on /{}", bind.source.display(), bind.target)
     })

@@ -56,15 +56,24 @@ pub fn write(
     ];
     let mut binds = Vec::new();
     for (name, text) in files {
+        let target = format!("etc/{name}");
+        if let (Some(path), "hosts") = (&network_hosts, name) {
+            // Every container of the network reads it: none may write it.
+            let source = path.clone();
+            binds.push(Bind {
+                source,
+                target,
+                read_only: true,
+            });
+            continue;
+        }
         let name_os = std::ffi::OsStr::new(name);
         state::replace_at(dir, name_os, text.as_bytes(), Cache)?;
-        let source = match (&network_hosts, name) {
-            (Some(path), "hosts") => path.clone(),
-            _ => container_dir.join(name),
-        };
+        let source = container_dir.join(name);
         binds.push(Bind {
             source,
-            target: format!("etc/{name}"),
+            target,
+            read_only: false,
         });
     }
     Ok(binds)
