@@ -211,8 +211,9 @@ fn command_of(image: &Resolved, given: Vec<String>) -> Vec<String> {
 }
 // ANCHOR_END: command_of
 
-/// A container name, as Docker allows them.
-fn parse_name(name: &str) -> Result<String, String> {
+/// A container name, as Docker allows them; networks' and volumes'
+/// names follow the same rule.
+pub fn parse_name(name: &str) -> Result<String, String> {
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));

@@ -68,7 +68,9 @@ use rustix::mount::{
 
 pub use self::paths::parse_tmpfs;
 use crate::cleanup::{Cleanup, Undo};
-use crate::mounts::{attach, set_attributes, NODEV, NOSUID, RDONLY};
+use crate::mounts::{
+    attach, make_private, set_attributes, NODEV, NOSUID, RDONLY,
+};
 use crate::trace;
 
 /// Where a volume's files come from.
@@ -230,6 +232,7 @@ pub fn prepare(
         // made under it would show on the host. Private, as Docker's
         // binds are by default.
         for detached in std::iter::once(&tree).chain(fill.as_ref()) {
+            trace!("mount_setattr(volume, MS_PRIVATE, AT_RECURSIVE)");
             make_private(detached)
                 .with_context(|| format!("make {} private", volume.target))?;
         }
@@ -308,41 +311,6 @@ pub fn mount_all(root: &OwnedFd, volumes: &Volumes) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: mount_all
-
-/// Make the detached mount `tree`, and every mount under it, private:
-/// mount_setattr(2) with `MS_PRIVATE` as its propagation.
-fn make_private(tree: &OwnedFd) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: 0,
-        attr_clr: 0,
-        propagation: libc::MS_PRIVATE,
-        userns_fd: 0,
-    };
-    trace!("mount_setattr(volume, MS_PRIVATE, AT_RECURSIVE)");
-    // SAFETY: the kernel reads `attr`, of the size given, and an empty
-    // path; nothing is written to our memory.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
 
 /// A new tmpfs with `options`, detached: nothing set-uid, no devices.
 fn new_tmpfs(options: &[String]) -> rustix::io::Result<OwnedFd> {

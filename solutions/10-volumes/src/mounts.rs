@@ -79,26 +79,46 @@ pub fn attach(mounted: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
 }
 
 /// Set mount attributes on the mount `fd` is the root of (and on every
-/// mount under it, when `recursive`), without touching the others:
-/// mount_setattr(2), which rustix does not have yet.
+/// mount under it, when `recursive`), without touching the others.
 pub fn set_attributes(
     fd: &OwnedFd,
     attributes: MountAttrFlags,
     recursive: bool,
 ) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
     let attr = MountAttr {
         attr_set: attributes.bits().into(),
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
+        ..MountAttr::default()
     };
+    mount_setattr(fd, &attr, recursive)
+}
+
+/// Make the mount `fd` is the root of, and every mount under it,
+/// private: a mount made under a copy of a shared mount would otherwise
+/// show wherever its peers are.
+pub fn make_private(fd: &OwnedFd) -> std::io::Result<()> {
+    let attr = MountAttr {
+        propagation: libc::MS_PRIVATE,
+        ..MountAttr::default()
+    };
+    mount_setattr(fd, &attr, true)
+}
+
+/// mount_setattr(2)'s argument.
+#[repr(C)]
+#[derive(Default)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2), which rustix does not have yet.
+fn mount_setattr(
+    fd: &OwnedFd,
+    attr: &MountAttr,
+    recursive: bool,
+) -> std::io::Result<()> {
     let mut flags = libc::AT_EMPTY_PATH;
     if recursive {
         flags |= libc::AT_RECURSIVE;
@@ -111,7 +131,7 @@ pub fn set_attributes(
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };

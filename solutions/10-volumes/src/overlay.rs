@@ -212,7 +212,19 @@ fn open(dir: &Path) -> Result<OwnedFd> {
         OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .with_context(|| format!("open {}", dir.display()))
+    .map_err(|err| {
+        // Under --userns the child opens it as the container's root, a
+        // host user of no rights, who must be let through every
+        // directory above the store.
+        let hint = match err {
+            rustix::io::Errno::ACCESS => {
+                " (under --userns, every directory above the state \
+                 directory must be searchable by others: chmod o+x)"
+            }
+            _ => "",
+        };
+        anyhow::Error::new(err).context(format!("open {}{hint}", dir.display()))
+    })
 }
 
 // ANCHOR: whiteout

@@ -295,3 +295,34 @@ fn run_help_says_the_network_is_still_the_hosts() {
         help.stdout
     );
 }
+
+#[test]
+fn under_userns_a_store_its_root_cannot_reach_is_one_line_and_125() {
+    // The store in a directory only the host's root may enter, as a
+    // state directory under /root would be.
+    let outer = TempDir::new();
+    let state = outer.path().join("state");
+    tincan_in(&state)
+        .args(["image", "import"])
+        .arg(testkit::rootfs())
+        .arg("rootfs")
+        .run()
+        .expect_status(0);
+    fs::set_permissions(outer.path(), fs::Permissions::from_mode(0o700))
+        .unwrap();
+    let host = testkit::Host::capture_for(&[&state]);
+    let run = tincan_in(&state)
+        .args(["run", "--rm", "--userns", "rootfs", "true"])
+        .run();
+    run.expect_status(125);
+    assert!(
+        run.error_line()
+            .contains(&format!("open {}", state.display()))
+            && run.error_line().contains("chmod o+x"),
+        "{run}"
+    );
+    assert_eq!(fs::read_dir(state.join("containers")).unwrap().count(), 0);
+    host.assert_unchanged();
+    // The host's root is let through: without --userns it runs.
+    assert_eq!(run_ok(&state, &["--rm"], "rootfs", &["echo", "ok"]), "ok\n");
+}

@@ -17,8 +17,8 @@
 //!
 //! The runtime forks and clones, so it must have one thread: the
 //! `rtnetlink` crate runs on an async runtime (tokio), and spawning `ip`
-//! costs about 3 ms a command. These few messages, written here, cost
-//! microseconds.
+//! costs a fork, an exec and its libraries: 1 to 3 ms a command here.
+//! These few messages, written here, cost microseconds.
 //!
 //! Syscalls: [socket(2)](https://man7.org/linux/man-pages/man2/socket.2.html),
 //! [setns(2)](https://man7.org/linux/man-pages/man2/setns.2.html); see

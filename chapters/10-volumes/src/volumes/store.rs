@@ -55,19 +55,12 @@ pub fn mark_of(name: &str, id: &str) -> PathBuf {
     dir_of(name).join("users").join(id)
 }
 
-/// A volume's name, as Docker allows them.
+/// A volume's name: a container's rule, at most 128 characters.
 pub fn parse_name(name: &str) -> Result<String, String> {
-    let mut chars = name.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        && name.len() <= 128;
-    if !valid {
-        return Err(
-            "expected a letter or digit, then letters, digits, `_`, `.` or `-`"
-                .into(),
-        );
+    if name.len() > 128 {
+        return Err("at most 128 characters".into());
     }
-    Ok(name.to_string())
+    crate::container::parse_name(name)
 }
 
 /// Make the volume `name`, its data owned by `owner` (root if none):

@@ -137,18 +137,12 @@ pub fn lock_existing() -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// A network's name, as Docker allows them.
+/// A network's name: a container's rule, at most 64 characters.
 pub fn parse_name(name: &str) -> Result<String, String> {
-    let mut chars = name.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        && name.len() <= 64;
-    if !valid {
-        return Err("expected a letter or digit, then letters, digits, \
-                    `_`, `.` or `-`"
-            .into());
+    if name.len() > 64 {
+        return Err("at most 64 characters".into());
     }
-    Ok(name.to_string())
+    crate::container::parse_name(name)
 }
 
 /// Make the network `name`, with `subnet` or the pool's next /24. The
