@@ -44,7 +44,7 @@ use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 use nix::unistd::Pid;
@@ -83,14 +83,33 @@ impl Hierarchy {
     /// This machine's: v2 if /sys/fs/cgroup is a cgroup2 file system,
     /// v1 (alone, or in a hybrid layout) otherwise.
     pub fn detect() -> Result<Hierarchy> {
-        let fs = statfs(CGROUP_ROOT)
-            .with_context(|| format!("statfs {CGROUP_ROOT}"))?;
+        Hierarchy::detect_at(Path::new(CGROUP_ROOT))
+    }
+
+    /// The hierarchy mounted at `root`. A /sys mounted afresh, as `ip
+    /// netns exec` mounts one, has neither a cgroup2 file system there
+    /// nor v1's trees: that is said, not found at the first mkdir.
+    fn detect_at(root: &Path) -> Result<Hierarchy> {
+        let fs = statfs(root)
+            .with_context(|| format!("statfs {}", root.display()))?;
         let version = if fs.filesystem_type() == CGROUP2_SUPER_MAGIC {
             Version::V2
         } else {
             Version::V1
         };
-        let root = PathBuf::from(CGROUP_ROOT);
+        let missing = CONTROLLERS
+            .iter()
+            .map(|controller| root.join(controller))
+            .find(|tree| !tree.join("cgroup.procs").exists());
+        if let (Version::V1, Some(tree)) = (version, missing) {
+            bail!(
+                "no cgroup tree at {} (`ip netns exec` mounts a /sys \
+                 without cgroups: enter the namespace with nsenter \
+                 --net=/run/netns/NAME)",
+                tree.display()
+            );
+        }
+        let root = root.to_path_buf();
         Ok(Hierarchy { root, version })
     }
 

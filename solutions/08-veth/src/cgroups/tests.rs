@@ -190,3 +190,25 @@ fn oom_kills_are_counted_from_oom_kill_not_oom() {
         std::mem::forget(cleanup);
     }
 }
+
+#[test]
+fn detect_says_which_tree_is_missing_and_finds_v1_s() {
+    // Not a cgroup2 file system, and v1's trees without their files:
+    // what a /sys mounted afresh looks like.
+    let scratch = Scratch::new(Version::V1, "detect");
+    let err = Hierarchy::detect_at(&scratch.0).unwrap_err().to_string();
+    let memory = scratch.0.join("memory");
+    assert!(
+        err.starts_with(&format!("no cgroup tree at {}", memory.display()))
+            && err.contains("nsenter --net="),
+        "{err}"
+    );
+    for controller in CONTROLLERS {
+        fs::write(scratch.0.join(controller).join("cgroup.procs"), "").unwrap();
+    }
+    let found = Hierarchy::detect_at(&scratch.0).unwrap();
+    assert_eq!(
+        (found.root, found.version),
+        (scratch.0.clone(), Version::V1)
+    );
+}
