@@ -4,8 +4,7 @@
 //! A network is a directory of the state directory:
 //!
 //! ```text
-//! /var/lib/tincan/network/
-//!   lock                      held while anything below changes
+//! /var/lib/tincan/network/     flock(2) on it while anything below changes
 //!   networks/bridge/
 //!     network.json            name, subnet, bridge, when made
 //!     hosts                   every container's name and address
