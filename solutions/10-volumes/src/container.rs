@@ -422,7 +422,20 @@ fn start(
         }
         process::still_dies_with_the_runtime()
     };
-    if let Err(err) = set_up() {
+    // A panic on the way (a todo!() of yours) fails the start like an
+    // error: caught here, before it unwinds into the runtime's frames,
+    // whose descriptors close_inherited_files closed (dropped again,
+    // they would abort the child).
+    let set_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(set_up))
+        .unwrap_or_else(|panic| {
+            let said = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            Err(anyhow::anyhow!("{said}"))
+        });
+    if let Err(err) = set_up {
         errors.report_and_exit(err);
     }
     drop(go);

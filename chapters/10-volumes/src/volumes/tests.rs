@@ -106,6 +106,37 @@ fn detach_clones_a_tree_read_only_when_asked() {
 }
 
 #[test]
+fn detach_takes_the_mounts_under_the_tree_read_only_too() {
+    let scratch = Scratch::new("detach-sub");
+    let src = scratch.0.join("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    crate::testing::in_private_mount_namespace("detach", || {
+        // A file system mounted under the source, as /home is under /.
+        nix::mount::mount(
+            Some("tmpfs"),
+            &src.join("sub"),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )?;
+        fs::write(src.join("sub/file"), "x")?;
+        let tree = detach(CWD, &src, true)?;
+        anyhow::ensure!(
+            openat(&tree, "sub/file", OFlags::RDONLY, Mode::empty()).is_ok(),
+            "the copy lacks the mount under the source"
+        );
+        let create = OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC;
+        let written =
+            openat(&tree, "sub/written", create, Mode::from_raw_mode(0o644));
+        anyhow::ensure!(
+            written.err() == Some(rustix::io::Errno::ROFS),
+            "a mount under a :ro volume is writable"
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn copy_dir_copies_files_links_and_modes_following_no_link() {
     let scratch = Scratch::new("fill");
     let (image, volume) = (scratch.0.join("image"), scratch.0.join("volume"));
@@ -116,12 +147,15 @@ fn copy_dir_copies_files_links_and_modes_following_no_link() {
         .unwrap();
     fs::write(image.join("sub/deeper/data"), "deep\n").unwrap();
     fs::hard_link(image.join("conf"), image.join("sub/same")).unwrap();
-    std::os::unix::fs::chown(
-        image.join("sub/deeper/data"),
-        Some(1234),
-        Some(5678),
-    )
-    .unwrap();
+    for owned in ["sub/deeper/data", "sub/deeper"] {
+        std::os::unix::fs::chown(image.join(owned), Some(1234), Some(5678))
+            .unwrap();
+    }
+    // A set-uid program: a chown after the chmod would clear the bit.
+    fs::write(image.join("sub/su"), "#!/bin/sh\n").unwrap();
+    std::os::unix::fs::chown(image.join("sub/su"), Some(1234), None).unwrap();
+    let set_uid = fs::Permissions::from_mode(0o4755);
+    fs::set_permissions(image.join("sub/su"), set_uid).unwrap();
     // A link out of the image: copied as a link, never read through.
     fs::write(scratch.0.join("secret"), "the host's\n").unwrap();
     std::os::unix::fs::symlink(scratch.0.join("secret"), image.join("escape"))
@@ -135,8 +169,15 @@ fn copy_dir_copies_files_links_and_modes_following_no_link() {
         fs::metadata(volume.join("conf")).unwrap().mode() & 0o7777,
         0o640
     );
-    let data = fs::metadata(volume.join("sub/deeper/data")).unwrap();
-    assert_eq!((data.uid(), data.gid()), (1234, 5678), "owners are kept");
+    for owned in ["sub/deeper/data", "sub/deeper"] {
+        let data = fs::metadata(volume.join(owned)).unwrap();
+        assert_eq!((data.uid(), data.gid()), (1234, 5678), "{owned}'s owner");
+    }
+    assert_eq!(
+        fs::metadata(volume.join("sub/su")).unwrap().mode() & 0o7777,
+        0o4755,
+        "a set-uid bit is kept"
+    );
     assert_eq!(
         fs::metadata(volume.join("sub/same")).unwrap().ino(),
         fs::metadata(volume.join("conf")).unwrap().ino(),
