@@ -271,6 +271,7 @@ pub fn network_remove(names: &[String]) -> Result<u8> {
 
 /// `volume create NAME`.
 pub fn volume_create(name: &str) -> Result<u8> {
+    let _lock = volumes::store::lock(true)?;
     volumes::store::create(name, None)?;
     println!("{name}");
     Ok(0)
@@ -323,6 +324,7 @@ pub fn volume_inspect(name: &str) -> Result<u8> {
 pub fn volume_remove(names: &[String]) -> Result<u8> {
     for name in names {
         volumes::store::find(name)?;
+        let _lock = volumes::store::lock(false)?;
         let users = volume_users(name);
         if let Some(id) = users.first() {
             let user = records::find(id).map(|r| r.name).unwrap_or(id.clone());
@@ -340,6 +342,9 @@ pub fn volume_remove(names: &[String]) -> Result<u8> {
 
 /// `volume prune`: every volume no container uses.
 pub fn volume_prune() -> Result<u8> {
+    let Ok(_lock) = volumes::store::lock(false) else {
+        return Ok(0); // no volume was ever made
+    };
     for record in volumes::store::list()? {
         if volume_users(&record.name).is_empty() {
             volumes::store::remove(&record.name)?;

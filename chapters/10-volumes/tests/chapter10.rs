@@ -105,6 +105,34 @@ fn data_in_a_named_volume_outlives_the_container() {
 }
 
 #[test]
+fn runs_started_at_once_with_one_new_volume_all_use_it() {
+    let (lab, state) = (Lab::new(), TempDir::new());
+    // As `docker compose up --scale web=6` starts them: six containers
+    // at once, one named volume that none of them finds made.
+    let runs: Vec<_> = (0..6)
+        .map(|n| {
+            tincan_in(&lab, state.path())
+                .args(["run", "--rm", "--network", "none"])
+                .args(["-v", "shared:/data"])
+                .arg(rootfs())
+                .args(["sh", "-c", &format!("echo {n} > /data/{n}")])
+                .spawn()
+        })
+        .collect();
+    for run in runs {
+        run.wait().expect_status(0);
+    }
+    let data = state.path().join("volumes/shared/_data");
+    let mut files: Vec<String> = fs::read_dir(data)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["0", "1", "2", "3", "4", "5"]);
+    assert_eq!(marks(state.path()), Vec::<String>::new());
+}
+
+#[test]
 fn a_bind_mount_covers_the_images_files_and_the_host_sees_what_is_written() {
     let (lab, state, host) = (Lab::new(), TempDir::new(), TempDir::new());
     fs::write(host.path().join("from-host"), "host\n").unwrap();

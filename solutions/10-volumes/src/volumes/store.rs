@@ -18,6 +18,10 @@
 //! Docker refuses it. The mark is on the undo list before it is made:
 //! a start that fails, or a killed runtime of a `--rm` container, takes
 //! it off again.
+//!
+//! A volume is made, marked and removed under one lock, a flock(2) on
+//! `volumes/` ([`lock`]): two runs that make the same new volume at once
+//! make it once, and `volume rm` never removes one that a run is taking.
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -25,7 +29,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use rustix::fs::{fchown, mkdirat, openat, Gid, Mode, OFlags, Uid};
+use rustix::fs::{
+    fchown, flock, mkdirat, openat, FlockOperation, Gid, Mode, OFlags, Uid,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::cleanup::{Cleanup, Undo};
@@ -63,15 +69,28 @@ pub fn parse_name(name: &str) -> Result<String, String> {
     crate::container::parse_name(name)
 }
 
-/// Make the volume `name`, its data owned by `owner` (root if none):
-/// its directory, or an error if it exists. Returns the directory.
-pub fn create(name: &str, owner: Option<u32>) -> Result<OwnedFd> {
+/// The volumes' lock, held until the descriptor is dropped; made
+/// (`volumes/`, root's alone) if `make`, else an error if there is none:
+/// a watchdog undoing a failed start must not make the state again.
+pub fn lock(make: bool) -> Result<OwnedFd> {
     let all = volumes_dir();
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&all)
-        .with_context(|| format!("create {}", all.display()))?;
+    if make {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&all)
+            .with_context(|| format!("create {}", all.display()))?;
+    }
+    let fd = state::open_dir(&all)?;
+    flock(&fd, FlockOperation::LockExclusive)
+        .with_context(|| format!("lock {}", all.display()))?;
+    Ok(fd)
+}
+
+/// Make the volume `name`, its data owned by `owner` (root if none):
+/// its directory, or an error if it exists. Returns the directory. The
+/// caller holds the lock.
+pub fn create(name: &str, owner: Option<u32>) -> Result<OwnedFd> {
     let dir = dir_of(name);
     match fs::DirBuilder::new().mode(0o700).create(&dir) {
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -125,6 +144,7 @@ pub fn take(
     owner: Option<u32>,
     cleanup: &mut Cleanup,
 ) -> Result<(OwnedFd, bool)> {
+    let _lock = lock(true)?;
     let dir = dir_of(name);
     let (opened, new) = match state::open_dir(&dir) {
         Ok(opened) => (opened, false),
@@ -197,8 +217,8 @@ pub fn users(name: &str) -> Vec<String> {
     users
 }
 
-/// Remove the volume `name` and its files. The caller checked that no
-/// container uses it.
+/// Remove the volume `name` and its files. The caller holds the lock,
+/// and checked that no container uses it.
 pub fn remove(name: &str) -> Result<()> {
     let dir = dir_of(name);
     if !dir.join("volume.json").exists() {
@@ -219,6 +239,7 @@ pub fn forget_user(id: &str) {
 
 /// Remove a volume's directory, made for a run that failed.
 pub fn remove_dir(dir: &std::path::Path) {
+    let Ok(_lock) = lock(false) else { return };
     fs::remove_dir_all(dir).ok();
 }
 
