@@ -58,7 +58,7 @@ use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use rustix::fs::{fstat, FileType, CWD};
 use rustix::mount::{
@@ -194,6 +194,16 @@ pub fn prepare(
     owner: Option<u32>,
     cleanup: &mut Cleanup,
 ) -> Result<Volumes> {
+    // Two mounts on one target: the second would hide the first.
+    // Refused, as Docker refuses them, before anything is made.
+    let mut targets: Vec<&str> = (options.volumes.iter())
+        .map(|volume| volume.target.as_str())
+        .chain(options.tmpfs.iter().map(|tmpfs| tmpfs.target.as_str()))
+        .collect();
+    targets.sort_unstable();
+    if let Some(twice) = targets.windows(2).find(|pair| pair[0] == pair[1]) {
+        bail!("volume target {}: given twice", twice[0]);
+    }
     let (mut detached, mut made, mut marks) =
         (Vec::new(), Vec::new(), Vec::new());
     for volume in &options.volumes {
@@ -242,6 +252,10 @@ pub fn prepare(
             fill,
         });
     }
+    // Shallowest first, as Docker mounts them: `/data` before
+    // `/data/sub`, whatever the order given, so that neither hides the
+    // other.
+    detached.sort_by_key(|volume| volume.target.matches('/').count());
     Ok(Volumes {
         detached,
         tmpfs: options.tmpfs.clone(),

@@ -191,6 +191,55 @@ fn a_bind_mount_covers_the_images_files_and_the_host_sees_what_is_written() {
 }
 
 #[test]
+fn volumes_are_mounted_shallowest_first_and_one_target_takes_one() {
+    let (lab, state) = (Lab::new(), TempDir::new());
+    let (a, b) = (TempDir::new(), TempDir::new());
+    fs::write(a.path().join("fa"), "a\n").unwrap();
+    fs::write(b.path().join("fb"), "b\n").unwrap();
+    // Deepest given first: `/data` must not hide `/data/sub`.
+    let nested = run_sh(
+        &lab,
+        state.path(),
+        &[
+            "-v",
+            &format!("{}:/data/sub", a.path().display()),
+            "-v",
+            &format!("{}:/data", b.path().display()),
+        ],
+        rootfs(),
+        "cat /data/fb /data/sub/fa",
+    );
+    nested.expect_status(0);
+    assert_eq!(nested.stdout, "b\na\n", "{nested}");
+    // Two mounts on one target: refused before anything is made.
+    for second in ["-v", "--tmpfs"] {
+        let twice = tincan_in(&lab, state.path())
+            .args(["run", "--rm", "--network", "none", "-v", "twice:/data"])
+            .args([
+                second,
+                if second == "-v" {
+                    "/tmp:/data/"
+                } else {
+                    "/data"
+                },
+            ])
+            .arg(rootfs())
+            .arg("true")
+            .run();
+        twice.expect_status(125);
+        assert!(
+            twice
+                .error_line()
+                .contains("volume target /data: given twice"),
+            "{twice}"
+        );
+    }
+    let ls = tincan_in(&lab, state.path()).args(["volume", "ls"]).run();
+    assert!(!ls.stdout.contains("twice"), "{ls}");
+    assert_eq!(marks(state.path()), Vec::<String>::new());
+}
+
+#[test]
 fn read_only_volumes_refuse_writes_and_a_remount() {
     let (lab, state, host) = (Lab::new(), TempDir::new(), TempDir::new());
     let bind = format!("{}:/data:ro", host.path().display());

@@ -227,6 +227,16 @@ pub fn prepare(
     owner: Option<u32>,
     cleanup: &mut Cleanup,
 ) -> Result<Volumes> {
+    // Two mounts on one target: the second would hide the first.
+    // Refused, as Docker refuses them, before anything is made.
+    let mut targets: Vec<&str> = (options.volumes.iter())
+        .map(|volume| volume.target.as_str())
+        .chain(options.tmpfs.iter().map(|tmpfs| tmpfs.target.as_str()))
+        .collect();
+    targets.sort_unstable();
+    if let Some(twice) = targets.windows(2).find(|pair| pair[0] == pair[1]) {
+        bail!("volume target {}: given twice", twice[0]);
+    }
     let (mut detached, mut made, mut marks) =
         (Vec::new(), Vec::new(), Vec::new());
     for volume in &options.volumes {
@@ -275,6 +285,10 @@ pub fn prepare(
             fill,
         });
     }
+    // Shallowest first, as Docker mounts them: `/data` before
+    // `/data/sub`, whatever the order given, so that neither hides the
+    // other.
+    detached.sort_by_key(|volume| volume.target.matches('/').count());
     Ok(Volumes {
         detached,
         tmpfs: options.tmpfs.clone(),
