@@ -400,7 +400,8 @@ impl Running {
     }
 
     /// Block until the container prints a whole line, and return it.
-    /// Past the deadline, kill everything and fail.
+    /// Past the deadline, kill everything and fail; if the run ends
+    /// first, fail showing it (a start that failed says why on stderr).
     pub fn read_line(&mut self) -> String {
         let deadline = Deadline::arm_with(self.pid(), self.processes.clone());
         let mut line = String::new();
@@ -410,6 +411,10 @@ impl Running {
         if deadline.expired() {
             let run = self.finish();
             deadline.check("a line of output", &run);
+        }
+        if line.is_empty() {
+            let run = self.finish();
+            panic!("the run ended before a line of output:\n{run}");
         }
         line
     }
