@@ -349,11 +349,21 @@ fn kill_all(dir: &Path) {
 fn make_dir(version: Version, dir: &Path) -> Result<()> {
     let own = dir.parent().expect("a cgroup directory has a parent");
     // Another run may remove tincan's directory, empty, at any moment
-    // between our steps: then start again.
+    // between our steps: then start again. Gone, it is ENOENT; going
+    // (the kernel removes a cgroup in steps), ENODEV; gone between
+    // create_dir_all's mkdir and its look, EEXIST. A mkdir the kernel
+    // failed half way may have left ours, named by our id: removed.
+    let again = |err: &io::Error| {
+        matches!(err.kind(), ErrorKind::NotFound | ErrorKind::AlreadyExists)
+            || err.raw_os_error() == Some(libc::ENODEV)
+    };
     let mut tries = 0;
     loop {
         match make_dirs(version, own, dir) {
-            Err(err) if err.kind() == ErrorKind::NotFound && tries < 10 => {
+            Err(err) if again(&err) && tries < 100 => {
+                if tries > 0 {
+                    fs::remove_dir(dir).ok();
+                }
                 tries += 1;
             }
             made => {

@@ -212,3 +212,27 @@ fn detect_says_which_tree_is_missing_and_finds_v1_s() {
         (scratch.0.clone(), Version::V1)
     );
 }
+
+#[test]
+fn cgroups_are_made_while_other_runs_remove_tincans_directory() {
+    // The kernel's own cgroups, under tincan's directory only. Each run
+    // removes that directory when it leaves it empty; runs that start
+    // and end at the same time must still make their cgroups.
+    let hierarchy = Hierarchy::detect().unwrap();
+    let pid = std::process::id();
+    let run = |who: &str| {
+        (0..200).try_for_each(|n| {
+            for dir in hierarchy.dirs(&format!("race-{pid}-{who}-{n}")) {
+                make_dir(hierarchy.version, &dir)?;
+                remove(&dir);
+            }
+            anyhow::Ok(())
+        })
+    };
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| run("a"));
+        let made = run("b");
+        other.join().unwrap().unwrap();
+        made.unwrap();
+    });
+}
