@@ -180,6 +180,7 @@ fn leases_dir(name: &str) -> std::path::PathBuf {
 /// is there: with it goes its peer, wherever that is.
 pub fn remove_link(name: &str) {
     if let Ok(mut netlink) = Netlink::open() {
+        crate::trace!("ip link del {name}");
         netlink.delete_link(name).ok();
     }
 }

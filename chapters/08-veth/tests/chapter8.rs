@@ -374,7 +374,10 @@ fn trace_shows_each_step_as_an_ip_command() {
         .expect_trace(&["ip link set veth", "up"])
         .expect_trace(&["nsenter --net=", "ip link set lo up"])
         .expect_trace(&["nsenter --net=", "ip addr add", "dev eth0"])
-        .expect_trace(&["nsenter --net=", "ip route add default via"]);
+        .expect_trace(&["nsenter --net=", "ip route add default via"])
+        // And on the way out, the undo list, last first.
+        .expect_trace(&["ip link del veth"])
+        .expect_trace(&["give back", "leases/veth/10.86."]);
 }
 
 #[test]

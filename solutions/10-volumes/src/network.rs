@@ -270,6 +270,7 @@ pub fn release(path: &Path, id: &str) {
 /// is there: with it goes its peer, wherever that is.
 pub fn remove_link(name: &str) {
     if let Ok(mut netlink) = Netlink::open() {
+        crate::trace!("ip link del {name}");
         netlink.delete_link(name).ok();
     }
 }

@@ -118,6 +118,7 @@ pub fn give_back(path: &Path, owner: &str) {
         return;
     };
     if fs::read_to_string(path).is_ok_and(|held| held == owner) {
+        trace!("give back {}", path.display());
         fs::remove_file(path).ok();
     }
 }
