@@ -18,10 +18,13 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use anyhow::{Context, Result};
-use rustix::fs::{openat, Mode, OFlags};
+use rustix::fs::{fchmod, fchown, fstat, openat, Gid, Mode, OFlags, Uid};
 
 /// Copy the directory `from` (the image's, opened O_PATH or not) into
-/// the directory `into` (the new volume's root).
+/// the directory `into` (the new volume's root), which takes the
+/// directory's owner and mode too, as Docker's does: a database image's
+/// data directory belongs to the database's user, and so does the
+/// volume that replaces it.
 pub fn fill(from: &OwnedFd, into: &OwnedFd) -> Result<()> {
     let flags =
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -30,7 +33,12 @@ pub fn fill(from: &OwnedFd, into: &OwnedFd) -> Result<()> {
     let into = Rc::new(
         openat(into, ".", flags, Mode::empty()).context("open the volume")?,
     );
-    copy_dir(&from, &into, 0, &mut HashMap::new())
+    copy_dir(&from, &into, 0, &mut HashMap::new())?;
+    let stat = fstat(&from)?;
+    let (uid, gid) = (Uid::from_raw(stat.st_uid), Gid::from_raw(stat.st_gid));
+    fchown(&*into, Some(uid), Some(gid)).context("the volume's owner")?;
+    fchmod(&*into, Mode::from_raw_mode(stat.st_mode & 0o7777))
+        .context("the volume's mode")
 }
 
 /// Where a file with more than one name was first copied: its directory

@@ -160,7 +160,16 @@ fn copy_dir_copies_files_links_and_modes_following_no_link() {
     fs::write(scratch.0.join("secret"), "the host's\n").unwrap();
     std::os::unix::fs::symlink(scratch.0.join("secret"), image.join("escape"))
         .unwrap();
+    // The image's directory itself: the volume's root takes after it.
+    std::os::unix::fs::chown(&image, Some(1234), Some(5678)).unwrap();
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o750)).unwrap();
     copy::fill(&scratch.open("image"), &scratch.open("volume")).unwrap();
+    let root = fs::metadata(&volume).unwrap();
+    assert_eq!(
+        (root.uid(), root.gid(), root.mode() & 0o7777),
+        (1234, 5678, 0o750),
+        "the volume's root is not the image directory's"
+    );
     assert_eq!(
         fs::read_to_string(volume.join("conf")).unwrap(),
         "setting\n"
