@@ -48,9 +48,13 @@ packages=()
 if ! static_busybox; then
     packages+=(busybox-static)
 fi
-# Chapter 9's firewall is iptables (Debian's writes nftables rules).
+# Chapter 9's firewall is iptables (Debian's writes nftables rules), and
+# nft removes the tables iptables made for tincan's first rules.
 if ! command -v iptables-restore >/dev/null 2>&1; then
     packages+=(iptables)
+fi
+if ! command -v nft >/dev/null 2>&1; then
+    packages+=(nftables)
 fi
 # Chapter 7's tests make images with umoci and skopeo, and pull them
 # from Debian's docker-registry.

@@ -128,10 +128,11 @@ while read -r out_dir; do
     [ -f "$out_dir/probe" ] && copy "$out_dir/probe"
 done <"$work/out_dirs"
 # The tests of chapters 8 on make network namespaces with iproute2's
-# `ip netns` and enter them with util-linux's nsenter: the real tools, in
-# place of busybox's applets (removed first: copying onto an applet's
-# link would write over busybox itself).
-for tool in ip nsenter; do
+# `ip netns` and enter them with util-linux's nsenter, and chapter 9's
+# runtime removes with nft the tables iptables made for it: the real
+# tools, in place of busybox's applets (removed first: copying onto an
+# applet's link would write over busybox itself).
+for tool in ip nsenter nft; do
     real=$(readlink -f "$(command -v "$tool")")
     rm -f "$stage/bin/$tool"
     cp "$real" "$stage/bin/$tool"

@@ -24,7 +24,10 @@
 //! The rules are written by `iptables-restore --noflush`, a table's
 //! worth at a time, after `iptables-save` says which are there already:
 //! two programs run, whatever the number of rules. Each rule is written
-//! as `iptables-save` prints it, so that the two can be compared.
+//! as `iptables-save` prints it, so that the two can be compared. A
+//! table that tincan's first rules made (iptables-nft makes one where
+//! there was none) is marked so, and goes again, through nft, with
+//! tincan's last chains: a host with no container has nothing of ours.
 //!
 //! See [iptables(8)](https://man7.org/linux/man-pages/man8/iptables.8.html),
 //! [iptables-extensions(8)](https://man7.org/linux/man-pages/man8/iptables-extensions.8.html).
@@ -110,6 +113,15 @@ const CHAINS: [(&str, &str, &str, &str); 4] = [
     ),
 ];
 
+/// The tables tincan writes in.
+const TABLES: [&str; 2] = ["filter", "nat"];
+
+/// A chain of no rules, made in a table that tincan's first rules made:
+/// iptables-nft makes a table, with its built-in chains, where there was
+/// none, and they would stay, empty, for good. With tincan's last
+/// chains, such a table goes too, if nothing else is in it.
+const MADE_TABLE: &str = "TINCAN-MADE-TABLE";
+
 /// The wall between networks: a packet from one of tincan's bridges to
 /// another is dropped (within one network, the rule before it accepts).
 const BETWEEN_NETWORKS: &str = "-i tincan+ -o tincan+ -j DROP";
@@ -173,7 +185,7 @@ pub fn add(rules: &[Rule]) -> Result<()> {
     let saved = save()?;
     let mut lines = Vec::new();
     if !saved.contains(":TINCAN-FORWARD ") {
-        lines.extend(chains_added());
+        lines.extend(chains_added(&saved));
     }
     for rule in rules {
         if !has(&saved, rule) {
@@ -201,7 +213,50 @@ pub fn remove(rules: &[Rule], chains_too: bool) -> Result<()> {
     if chains_too {
         lines.extend(chains_removed(&saved));
     }
-    restore(&lines)
+    restore(&lines)?;
+    if chains_too {
+        drop_tables_made(&saved);
+    }
+    Ok(())
+}
+
+/// Remove the tables that `saved` marks as tincan's making, if nothing
+/// is left in them: with nft(8), for iptables cannot remove a table,
+/// and only where iptables writes nftables (iptables-nft).
+fn drop_tables_made(saved: &str) {
+    let marker = format!(":{MADE_TABLE} ");
+    let made: Vec<&str> = (TABLES.into_iter())
+        .filter(|table| section(saved, table).contains(&marker))
+        .collect();
+    let Ok(now) = save() else { return };
+    if made.is_empty() || !now.contains("(nf_tables)") {
+        return;
+    }
+    for table in made {
+        // A rule, a chain of anyone's, or a policy not the default.
+        let used = section(&now, table).lines().any(|line| {
+            line.starts_with("-A")
+                || (line.starts_with(':') && !line.contains(" ACCEPT "))
+        });
+        if !used {
+            trace!("nft delete table ip {table}");
+            Command::new("nft")
+                .args(["delete", "table", "ip", table])
+                .stderr(Stdio::null())
+                .status()
+                .ok();
+        }
+    }
+}
+
+/// The lines of `table` in `saved`, iptables-save's output.
+fn section<'a>(saved: &'a str, table: &str) -> &'a str {
+    let start = format!("*{table}\n");
+    let Some(from) = saved.find(&start) else {
+        return "";
+    };
+    let rest = &saved[from + start.len()..];
+    &rest[..rest.find("COMMIT").unwrap_or(rest.len())]
 }
 
 /// Lines that remove tincan's chains, and the rules that jump to them:
@@ -219,13 +274,24 @@ fn chains_removed(saved: &str) -> Vec<(String, String)> {
             chains.push(delete);
         }
     }
+    for table in TABLES {
+        if section(saved, table).contains(&format!(":{MADE_TABLE} ")) {
+            chains.push((table.to_string(), format!("-X {MADE_TABLE}")));
+        }
+    }
     jumps.extend(chains);
     jumps
 }
 
-/// Lines that make tincan's chains and jump to them.
-fn chains_added() -> Vec<(String, String)> {
+/// Lines that make tincan's chains and jump to them; and in a table
+/// that `saved` does not have, the mark that tincan made it.
+fn chains_added(saved: &str) -> Vec<(String, String)> {
     let mut lines = Vec::new();
+    for table in TABLES {
+        if !saved.lines().any(|line| line == format!("*{table}")) {
+            lines.push((table.to_string(), format!(":{MADE_TABLE} - [0:0]")));
+        }
+    }
     for (table, chain, from, jump) in CHAINS {
         let declared = (table.to_string(), format!(":{chain} - [0:0]"));
         if !lines.contains(&declared) {
@@ -267,7 +333,7 @@ fn restore(lines: &[(String, String)]) -> Result<()> {
         return Ok(());
     }
     let mut input = String::new();
-    for table in ["filter", "nat"] {
+    for table in TABLES {
         let of_table: Vec<&String> = lines
             .iter()
             .filter(|(t, _)| t == table)
