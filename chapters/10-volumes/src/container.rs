@@ -422,10 +422,10 @@ fn start(
         }
         process::still_dies_with_the_runtime()
     };
-    // A panic on the way (a todo!() of yours) fails the start like an
-    // error: caught here, before it unwinds into the runtime's frames,
-    // whose descriptors close_inherited_files closed (dropped again,
-    // they would abort the child).
+    // A panic on the way (a stub of yours, not yet written) fails the
+    // start like an error: caught here, before it unwinds into the
+    // runtime's frames, whose descriptors close_inherited_files closed
+    // (dropped again, they would abort the child).
     let set_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(set_up))
         .unwrap_or_else(|panic| {
             let said = panic
