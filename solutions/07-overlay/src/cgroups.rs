@@ -382,7 +382,14 @@ fn make_dirs(version: Version, own: &Path, dir: &Path) -> io::Result<()> {
         enable_controllers(own)?;
     }
     trace!("mkdir {}", dir.display());
-    fs::create_dir(dir)
+    fs::create_dir(dir)?;
+    if version == Version::V2 {
+        // Another run may have made `own` again between our two steps,
+        // and not yet enabled the controllers: ours would have none of
+        // their files. Enabled again, ours gets them.
+        enable_controllers(own)?;
+    }
+    Ok(())
 }
 
 /// In v2, let the children of `own` use the controllers tincan needs.
