@@ -7,6 +7,7 @@
 //!     volume.json                   its name, when it was made
 //!     _data/                        the files: the container's root's
 //!     users/CONTAINER_ID            one mark per container using it
+//!     taken                         a run took it that did not make it
 //! ```
 //!
 //! No host user may enter `volumes/`: under `--userns` the data belongs
@@ -37,6 +38,11 @@ use serde::{Deserialize, Serialize};
 use crate::cleanup::{Cleanup, Undo};
 use crate::state::{self, now};
 use crate::trace;
+
+/// A file a run leaves in a volume it takes and did not make: the run
+/// that made it, if its start then fails, leaves the volume to the
+/// others (whose data it may already hold) instead of removing it.
+pub const TAKEN: &str = "taken";
 
 /// A volume's record, `volume.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +153,10 @@ pub fn take(
     let _lock = lock(true)?;
     let dir = dir_of(name);
     let (opened, new) = match state::open_dir(&dir) {
-        Ok(opened) => (opened, false),
+        Ok(opened) => {
+            state::write_atomically_at(&opened, TAKEN.as_ref(), b"")?;
+            (opened, false)
+        }
         Err(_) => {
             cleanup.register(Undo::Volume(dir.clone()))?;
             (create(name, owner)?, true)
@@ -237,13 +246,43 @@ pub fn forget_user(id: &str) {
     }
 }
 
-/// Remove a volume's directory, made for a run that failed.
+/// Remove a volume's directory, made for a run that failed, unless
+/// another run has taken it since (see [`TAKEN`]).
 pub fn remove_dir(dir: &std::path::Path) {
     let Ok(_lock) = lock(false) else { return };
+    remove_untaken(dir);
+}
+
+/// Remove `dir`, a volume's directory, unless another run took it. The
+/// caller holds the lock.
+pub fn remove_untaken(dir: &std::path::Path) {
+    if dir.join(TAKEN).exists() {
+        trace!("keep volume {}: another run took it", dir.display());
+        return;
+    }
     fs::remove_dir_all(dir).ok();
 }
 
 /// Take a mark off a volume.
 pub fn remove_mark(mark: &std::path::Path) {
     fs::remove_file(mark).ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_volume_another_run_took_is_not_taken_back() {
+        let dir = std::env::temp_dir()
+            .join(format!("tincan-store-{}", std::process::id()));
+        fs::create_dir_all(dir.join("_data")).unwrap();
+        fs::write(dir.join("_data/note"), "").unwrap();
+        fs::write(dir.join(TAKEN), "").unwrap();
+        remove_untaken(&dir);
+        assert!(dir.join("_data/note").exists(), "taken, yet removed");
+        fs::remove_file(dir.join(TAKEN)).unwrap();
+        remove_untaken(&dir);
+        assert!(!dir.exists(), "taken by no one, yet kept");
+    }
 }
