@@ -248,6 +248,39 @@ fn mountinfo_escape(path: &Path) -> String {
     escaped
 }
 
+/// Whether the mount point of `line`, a line of a mount table, exists.
+pub(crate) fn mount_point_exists(line: &str) -> bool {
+    let Some(field) = line.split(' ').nth(4) else {
+        return true;
+    };
+    std::path::Path::new(&mountinfo_unescape(field)).exists()
+}
+
+/// A path as it was before mountinfo escaped it (`\040` for a space).
+fn mountinfo_unescape(field: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut path = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|digits| {
+            let text = std::str::from_utf8(digits).ok()?;
+            u8::from_str_radix(text, 8).ok()
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(byte)) => {
+                path.push(byte);
+                i += 4;
+            }
+            (byte, _) => {
+                path.push(byte);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(path)
+}
+
 /// Whether `path` is `dir` or in it.
 fn at_or_under(path: &str, dir: &str) -> bool {
     path.strip_prefix(dir)
@@ -389,5 +422,16 @@ mod tests {
     fn paths_are_escaped_as_mountinfo_escapes_them() {
         let escaped = mountinfo_escape(Path::new("/a b\\c"));
         assert_eq!(escaped, "/a\\040b\\134c");
+    }
+
+    #[test]
+    fn a_mount_point_gone_from_the_host_is_not_the_runs() {
+        let path = mountinfo_unescape("/a\\040b\\134c");
+        assert_eq!(path, std::ffi::OsStr::new("/a b\\c"));
+        let line = |point: &str| {
+            format!("69 68 0:4 net:[1] {point} rw - nsfs nsfs rw")
+        };
+        assert!(mount_point_exists(&line("/proc")));
+        assert!(!mount_point_exists(&line("/run/netns/tincan-no-lab")));
     }
 }
