@@ -142,6 +142,9 @@ impl Waiting {
         match unsafe { fork() }? {
             ForkResult::Child => {
                 drop((ready_read, go, report));
+                // Gone with the test's own child, however it ends.
+                // SAFETY: prctl takes no lock.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
                 let result = outcome(|| {
                     setgroups(groups).context("setgroups")?;
                     unshare(CloneFlags::CLONE_NEWUSER)
