@@ -279,13 +279,45 @@ say "initramfs: $(du -h "$work/initramfs.gz" | cut -f1), kernel $kernel_version"
 say "booting (qemu, software emulation)"
 qemu=(qemu-system-x86_64 -accel tcg -m 3072 -smp 2 -nographic -no-reboot
     -kernel "$vmlinuz" -initrd "$work/initramfs.gz"
-    -append "console=ttyS0 panic=-1 quiet")
+    -append "console=ttyS0 panic=-1 quiet loglevel=5")
 case ${1:-} in
 --shell) exec "${qemu[@]}" ;;
 --run) exec timeout 600 "${qemu[@]}" </dev/null ;;
 esac
 log=$work/console.log
-timeout 1800 "${qemu[@]}" </dev/null | tee "$log" || true
+# Boot, and watch the console: a VM under software emulation has hung,
+# once in about a dozen runs here, with both its CPUs reported stuck in
+# the kernel ("soft lockup") for minutes, and the same tests passing the
+# next time. When no test binary has started or finished for
+# $VM_TEST_STALL seconds (300), the VM is stopped and booted again,
+# once; a test that fails is never run again. (loglevel=5 puts the
+# kernel's stack traces of such a hang on the console.)
+stall=${VM_TEST_STALL:-300}
+boot() {
+    timeout 1800 "${qemu[@]}" </dev/null >"$log" 2>&1 &
+    local vm=$! seen=0 quiet=0 now
+    while kill -0 "$vm" 2>/dev/null; do
+        sleep 5
+        now=$(grep -c '^TINCAN-VM' "$log" || true)
+        if [ "$now" != "$seen" ]; then
+            seen=$now quiet=0
+        else
+            quiet=$((quiet + 5))
+        fi
+        if [ "$quiet" -ge "$stall" ]; then
+            kill "$vm" 2>/dev/null || true
+            wait "$vm" || true
+            return 1
+        fi
+    done
+    wait "$vm" || true
+}
+if ! boot; then
+    cat "$log"
+    say "no test binary started or finished in the VM for ${stall} s: booting it again, once"
+    boot || true
+fi
+cat "$log"
 grep -q '^TINCAN-VM-DONE' "$log" || fail "the VM did not finish; see $log"
 echo
 grep '^TINCAN-VM' "$log" | grep -v '^TINCAN-VM: running' | tr -d '\r'
