@@ -172,6 +172,20 @@ impl ErrorPipe {
     // ANCHOR_END: report_and_exit
 }
 
+/// `step`, with a panic on the way turned into its error: caught before
+/// it unwinds into the runtime's frames, whose descriptors
+/// `close_inherited_files` closed in the child (dropped again, they
+/// would abort it).
+pub fn caught(step: impl FnOnce() -> Result<()>) -> Result<()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(
+        |panic| {
+            let said = (panic.downcast_ref::<String>().map(String::as_str))
+                .or_else(|| panic.downcast_ref::<&str>().copied());
+            Err(anyhow::anyhow!("{}", said.unwrap_or("a panic")))
+        },
+    )
+}
+
 impl AsFd for ErrorPipe {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.0.as_fd()

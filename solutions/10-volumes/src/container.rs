@@ -394,8 +394,7 @@ fn start(
     }
     let set_up = || -> Result<()> {
         process::new_session()?;
-        // The two pipes, and the volumes' detached mounts until they are
-        // attached.
+        // The two pipes, and the volumes' mounts until they are attached.
         let mut keep = vec![errors.as_raw_fd(), go.as_raw_fd()];
         keep.extend(volumes.fds());
         process::close_inherited_files(&keep)?;
@@ -422,20 +421,7 @@ fn start(
         }
         process::still_dies_with_the_runtime()
     };
-    // A panic on the way (a stub of yours, not yet written) fails the
-    // start like an error: caught here, before it unwinds into the
-    // runtime's frames, whose descriptors close_inherited_files closed
-    // (dropped again, they would abort the child).
-    let set_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(set_up))
-        .unwrap_or_else(|panic| {
-            let said = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic");
-            Err(anyhow::anyhow!("{said}"))
-        });
-    if let Err(err) = set_up {
+    if let Err(err) = sync::caught(set_up) {
         errors.report_and_exit(err);
     }
     drop(go);

@@ -60,16 +60,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rustix::fs::{
-    fstat, mkdirat, openat, openat2, FileType, Mode, OFlags, ResolveFlags, CWD,
-};
+use rustix::fs::{fstat, FileType, CWD};
 use rustix::mount::{
     fsconfig_create, fsconfig_set_string, fsmount, fsopen, open_tree,
     FsMountFlags, FsOpenFlags, OpenTreeFlags,
 };
 
-pub use self::paths::parse_tmpfs;
 use self::paths::{clean_path, parse_target};
+pub use self::paths::{parse_tmpfs, target_beneath};
 use crate::cleanup::{Cleanup, Undo};
 use crate::mounts::{
     attach, make_private, set_attributes, NODEV, NOSUID, RDONLY,
@@ -378,88 +376,3 @@ fn new_tmpfs(options: &[String]) -> rustix::io::Result<OwnedFd> {
     fsconfig_create(&context)?;
     fsmount(&context, FsMountFlags::FSMOUNT_CLOEXEC, NOSUID.union(NODEV))
 }
-
-// ANCHOR: target_beneath
-/// The target `path` beneath `root`, opened O_PATH: a directory, or with
-/// `is_dir` false a file; made, with its missing parents, if it is not
-/// there. No symbolic link is followed on the way, and nothing climbs
-/// out of `root` (openat2's RESOLVE_NO_SYMLINKS and RESOLVE_BENEATH).
-pub fn target_beneath(
-    root: &OwnedFd,
-    path: &str,
-    is_dir: bool,
-) -> Result<OwnedFd> {
-    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
-    let relative = path.trim_start_matches('/');
-    let mut dir = openat(
-        root,
-        ".",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let names: Vec<&str> = relative.split('/').collect();
-    for (i, name) in names.iter().enumerate() {
-        let last = i + 1 == names.len();
-        let kind = if last && !is_dir {
-            OFlags::empty()
-        } else {
-            OFlags::DIRECTORY
-        };
-        let flags = OFlags::PATH | OFlags::CLOEXEC | kind;
-        let open =
-            |dir: &OwnedFd| openat2(dir, *name, flags, Mode::empty(), resolve);
-        let opened = match open(&dir) {
-            Err(rustix::io::Errno::NOENT) => {
-                // Made beside the rest, not through a link: mkdirat and
-                // an exclusive create do not follow one in the last name.
-                if last && !is_dir {
-                    let create = OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::WRONLY
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC;
-                    let made =
-                        openat(&dir, *name, create, Mode::from_raw_mode(0o644));
-                    if let Err(err) = made {
-                        if err != rustix::io::Errno::EXIST {
-                            return Err(err).with_context(|| {
-                                format!("make {path} in the image")
-                            });
-                        }
-                    }
-                } else {
-                    match mkdirat(&dir, *name, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                        Err(err) => {
-                            return Err(err).with_context(|| {
-                                format!("make {path} in the image")
-                            })
-                        }
-                    }
-                }
-                open(&dir)
-            }
-            opened => opened,
-        };
-        dir = match opened {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => {
-                bail!("volume target {path}: a symbolic link on the way, in the image: refused")
-            }
-            Err(rustix::io::Errno::NOTDIR) => {
-                bail!("volume target {path}: not a directory, in the image")
-            }
-            Err(err) => {
-                return Err(err).with_context(|| {
-                    format!("volume target {path} in the image")
-                })
-            }
-        };
-    }
-    let kind = FileType::from_raw_mode(fstat(&dir)?.st_mode);
-    if !is_dir && kind == FileType::Directory {
-        bail!("volume target {path}: a directory in the image, for a file");
-    }
-    Ok(dir)
-}
-// ANCHOR_END: target_beneath
