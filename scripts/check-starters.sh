@@ -53,9 +53,11 @@ for dir in "${chapters[@]}"; do
 
     rm -rf "${solved:?}/$dir/src"
     cp -r "$solution/src" "$solved/$dir/src"
-    (cd "$solved" && CARGO_TARGET_DIR=$solved_target \
-        cargo test --quiet -p "$package" >/dev/null 2>&1) ||
+    if ! (cd "$solved" && CARGO_TARGET_DIR=$solved_target \
+        cargo test --quiet -p "$package" >"$solved/out" 2>&1); then
+        tail -n 60 "$solved/out" >&2
         fail "$package with the solution's code fails its tests" \
             "(cp -r $solution/src $dir/src; cargo test -p $package)"
+    fi
 done
 echo "check-starters: every starter is unsolved, and solved by its solution"
