@@ -36,13 +36,13 @@ use rustix::fs::{
 use serde::{Deserialize, Serialize};
 
 use crate::cleanup::{Cleanup, Undo};
-use crate::state::{self, now};
+use crate::state::{self, now, Durability::Cache};
 use crate::trace;
 
 /// A file a run leaves in a volume it takes and did not make: the run
 /// that made it, if its start then fails, leaves the volume to the
 /// others (whose data it may already hold) instead of removing it.
-pub const TAKEN: &str = "taken";
+const TAKEN: &str = "taken";
 
 /// A volume's record, `volume.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +154,8 @@ pub fn take(
     let dir = dir_of(name);
     let (opened, new) = match state::open_dir(&dir) {
         Ok(opened) => {
-            state::write_atomically_at(&opened, TAKEN.as_ref(), b"")?;
+            // Not synced: no start waits on the disk for it.
+            state::replace_at(&opened, TAKEN.as_ref(), b"", Cache)?;
             (opened, false)
         }
         Err(_) => {
@@ -255,7 +256,7 @@ pub fn remove_dir(dir: &std::path::Path) {
 
 /// Remove `dir`, a volume's directory, unless another run took it. The
 /// caller holds the lock.
-pub fn remove_untaken(dir: &std::path::Path) {
+fn remove_untaken(dir: &std::path::Path) {
     if dir.join(TAKEN).exists() {
         trace!("keep volume {}: another run took it", dir.display());
         return;
